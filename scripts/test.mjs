@@ -1,0 +1,75 @@
+// `npm test`: format and lint, type check, then every test file, on SQLite and, where a
+// PostgreSQL server answers, on PostgreSQL too. In CI (CI=true) PostgreSQL is required.
+import { spawnSync } from "node:child_process";
+import { readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import pg from "pg";
+
+const adminUrl = process.env.LATCHKEY_TEST_POSTGRES_ADMIN_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+const inCi = process.env.CI === "true";
+
+function run(cmd, args, env = process.env) {
+  const r = spawnSync(cmd, args, { stdio: "inherit", env });
+  if (r.status !== 0) process.exit(r.status ?? 1);
+}
+
+function testFiles(dir) {
+  return readdirSync(dir).flatMap((name) => {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) return name === "support" ? [] : testFiles(p);
+    return name.endsWith(".test.ts") ? [p] : [];
+  });
+}
+
+async function postgresReachable() {
+  const client = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 3000 });
+  try {
+    await client.connect();
+    await client.query("SELECT 1");
+    return null;
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+// Test databases are named lk_t_*; whatever a crashed run left behind is dropped here.
+async function dropTestDatabases() {
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  const { rows } = await client.query("SELECT datname FROM pg_database WHERE datname LIKE 'lk_t_%'");
+  for (const r of rows) await client.query(`DROP DATABASE IF EXISTS "${r.datname}" WITH (FORCE)`);
+  await client.end();
+}
+
+const only = process.argv.slice(2);
+if (only.length === 0) {
+  run("npx", ["biome", "check", "."]);
+  run("npx", ["tsc", "--noEmit"]);
+}
+
+const unreachable = await postgresReachable();
+const env = { ...process.env };
+if (unreachable === null) {
+  env.LATCHKEY_TEST_POSTGRES_ADMIN_URL = adminUrl;
+  await dropTestDatabases();
+} else if (inCi) {
+  console.error(`PostgreSQL is required in CI but ${adminUrl} did not answer: ${unreachable}`);
+  process.exit(1);
+} else {
+  delete env.LATCHKEY_TEST_POSTGRES_ADMIN_URL;
+}
+
+const files = only.length > 0 ? only : testFiles("test");
+const result = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-reporter=spec", ...files], {
+  stdio: "inherit",
+  env,
+});
+if (unreachable === null) await dropTestDatabases();
+else
+  console.log(
+    `\nNOTE: the PostgreSQL suite was SKIPPED: no PostgreSQL answered at ${adminUrl} (${unreachable}).\n` +
+      "Set LATCHKEY_TEST_POSTGRES_ADMIN_URL to run it; in CI it always runs.",
+  );
+process.exit(result.status ?? 1);

@@ -1,0 +1,74 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import { ErrorDetailSchema } from "@zitadel/proto/zitadel/message_pb.js";
+import { DomainError, type ErrorKind } from "../domain/errors.ts";
+import { StoreUnavailable } from "../app/ports.ts";
+
+// The one mapping of error kinds to gRPC codes to HTTP statuses.
+const codeOfKind: Record<ErrorKind, Code> = {
+  invalid_argument: Code.InvalidArgument,
+  not_found: Code.NotFound,
+  already_exists: Code.AlreadyExists,
+  failed_precondition: Code.FailedPrecondition,
+  permission_denied: Code.PermissionDenied,
+  unauthenticated: Code.Unauthenticated,
+  resource_exhausted: Code.ResourceExhausted,
+  aborted: Code.Aborted,
+  unavailable: Code.Unavailable,
+  unimplemented: Code.Unimplemented,
+  internal: Code.Internal,
+};
+
+// grpc-gateway's table, which ZITADEL's REST gateway answers with.
+const httpStatusOfCode: Record<Code, number> = {
+  [Code.Canceled]: 499,
+  [Code.Unknown]: 500,
+  [Code.InvalidArgument]: 400,
+  [Code.DeadlineExceeded]: 504,
+  [Code.NotFound]: 404,
+  [Code.AlreadyExists]: 409,
+  [Code.PermissionDenied]: 403,
+  [Code.ResourceExhausted]: 429,
+  [Code.FailedPrecondition]: 400,
+  [Code.Aborted]: 409,
+  [Code.OutOfRange]: 400,
+  [Code.Unimplemented]: 501,
+  [Code.Internal]: 500,
+  [Code.Unavailable]: 503,
+  [Code.DataLoss]: 500,
+  [Code.Unauthenticated]: 401,
+};
+
+export const httpStatusOf = (code: Code) => httpStatusOfCode[code] ?? 500;
+
+// ZITADEL puts the id after the message, and repeats both in a zitadel.v1.ErrorDetail.
+export function connectErrorOf(kind: ErrorKind, id: string, message: string): ConnectError {
+  return new ConnectError(`${message} (${id})`, codeOfKind[kind], undefined, [
+    { desc: ErrorDetailSchema, value: { id, message } },
+  ]);
+}
+
+export interface ErrorReporter {
+  // Logs an unexpected failure and returns the id under which it was logged.
+  unexpected(err: unknown): string;
+}
+
+// Anything thrown below the API becomes a ConnectError. What we did not foresee becomes
+// Internal with only a reference id: SQL, stacks and paths stay in our log.
+export function toConnectError(err: unknown, report: ErrorReporter): ConnectError {
+  if (err instanceof DomainError) return connectErrorOf(err.kind, err.id, err.message);
+  if (err instanceof ConnectError) return err;
+  if (err instanceof StoreUnavailable)
+    return connectErrorOf("unavailable", "LK-DB-DOWN", "The database is unavailable; try again shortly");
+  const ref = report.unexpected(err);
+  return connectErrorOf("internal", "LK-INTERNAL", `Internal error; reference ${ref}`);
+}
+
+// The REST body grpc-gateway writes for an error.
+export function restErrorBody(err: ConnectError): { status: number; body: unknown } {
+  const details = err.findDetails(ErrorDetailSchema).map((d) => ({
+    "@type": "type.googleapis.com/zitadel.v1.ErrorDetail",
+    id: d.id,
+    message: d.message,
+  }));
+  return { status: httpStatusOf(err.code), body: { code: err.code, message: err.rawMessage, details } };
+}

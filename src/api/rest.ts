@@ -1,0 +1,245 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import {
+  type DescField,
+  type DescMessage,
+  type DescMethod,
+  type DescService,
+  fromJson,
+  getOption,
+  hasOption,
+  type JsonObject,
+  type JsonValue,
+  toJson,
+  create,
+} from "@bufbuild/protobuf";
+import { Code, ConnectError, createContextValues, createHandlerContext } from "@connectrpc/connect";
+import { http as httpRule } from "@zitadel/proto/google/api/annotations_pb.js";
+import type { HttpRule } from "@zitadel/proto/google/api/http_pb.js";
+import type { App } from "../app/app.ts";
+import { principalKey } from "./context.ts";
+import { type ErrorReporter, restErrorBody, toConnectError } from "./errors.ts";
+import { callerFor } from "./guard.ts";
+import { methodOptions, type ServedService, type UnaryHandler } from "./services.ts";
+
+type Segment = { readonly literal: string } | { readonly field: string };
+
+interface Route {
+  readonly verb: string;
+  readonly segments: readonly Segment[];
+  readonly body: string;
+  readonly service: DescService;
+  readonly method: DescMethod;
+  readonly handler: UnaryHandler;
+}
+
+export interface RestMatch {
+  readonly route: Route;
+  readonly params: ReadonlyMap<string, string>;
+}
+
+type Request = IncomingMessage | Http2ServerRequest;
+type Response = ServerResponse | Http2ServerResponse;
+
+export const maxBodyBytes = 1024 * 1024;
+
+// "/v2/users/{user_id}/otp_sms" -> [v2, users, {user_id}, otp_sms]. Variables with a
+// sub-pattern ({name=...}) bind one segment, which is all ZITADEL's v2 paths use.
+function parseTemplate(path: string): Segment[] {
+  return path
+    .split("/")
+    .filter((s) => s !== "")
+    .map((s) => {
+      const v = /^\{([\w.]+)(=[^}]*)?\}$/.exec(s);
+      return v?.[1] ? { field: v[1] } : { literal: s };
+    });
+}
+
+function bindingsOf(rule: HttpRule): { verb: string; path: string; body: string }[] {
+  const p = rule.pattern;
+  const own =
+    p.case === "get" || p.case === "post" || p.case === "put" || p.case === "delete" || p.case === "patch"
+      ? [{ verb: p.case.toUpperCase(), path: p.value, body: rule.body }]
+      : [];
+  return [...own, ...rule.additionalBindings.flatMap(bindingsOf)];
+}
+
+// Routes come from the google.api.http annotations the published descriptors carry; more
+// literal segments match first, so /passkeys/registration_link wins over /passkeys/{id}.
+export function restRoutes(served: readonly ServedService[]) {
+  const routes: Route[] = [];
+  for (const { service, handlers } of served) {
+    for (const method of service.methods) {
+      const handler = handlers[method.localName];
+      if (!handler || !hasOption(method, httpRule)) continue;
+      for (const b of bindingsOf(getOption(method, httpRule))) {
+        routes.push({ verb: b.verb, segments: parseTemplate(b.path), body: b.body, service, method, handler });
+      }
+    }
+  }
+  const literals = (r: Route) => r.segments.filter((s) => "literal" in s).length;
+  routes.sort((a, b) => literals(b) - literals(a));
+
+  return {
+    routes,
+    // null: no REST path; "method": the path exists for another verb.
+    match(verb: string, pathname: string): RestMatch | "method" | null {
+      const parts = pathname.split("/").filter((s) => s !== "");
+      let pathExists = false;
+      for (const route of routes) {
+        if (route.segments.length !== parts.length) continue;
+        const params = new Map<string, string>();
+        const ok = route.segments.every((seg, i) => {
+          const part = parts[i] ?? "";
+          if ("literal" in seg) return seg.literal === part;
+          try {
+            params.set(seg.field, decodeURIComponent(part));
+            return part !== "";
+          } catch {
+            return false;
+          }
+        });
+        if (!ok) continue;
+        if (route.verb === verb) return { route, params };
+        pathExists = true;
+      }
+      return pathExists ? "method" : null;
+    },
+  };
+}
+
+export type RestRouter = ReturnType<typeof restRoutes>;
+
+const badRequest = (message: string) => new ConnectError(message, Code.InvalidArgument);
+
+function fieldByName(desc: DescMessage, name: string): DescField | undefined {
+  return desc.fields.find((f) => f.name === name || f.jsonName === name);
+}
+
+// A path or query value as the JSON the message reader expects for that field.
+function jsonValueFor(field: DescField, raw: string): JsonValue {
+  const scalar = field.fieldKind === "scalar" || field.fieldKind === "list" ? field.scalar : undefined;
+  if (scalar === 8 /* bool */) return raw === "true" || raw === "1";
+  return raw;
+}
+
+function assign(target: JsonObject, desc: DescMessage, path: string, raw: string): void {
+  const [head, ...rest] = path.split(".");
+  const field = head ? fieldByName(desc, head) : undefined;
+  if (!field) throw badRequest(`unknown parameter "${path}"`);
+  if (rest.length > 0) {
+    if (field.fieldKind !== "message") throw badRequest(`"${head}" has no field "${rest.join(".")}"`);
+    const inner = (target[field.jsonName] ?? {}) as JsonObject;
+    target[field.jsonName] = inner;
+    assign(inner, field.message, rest.join("."), raw);
+    return;
+  }
+  const value = jsonValueFor(field, raw);
+  if (field.fieldKind === "list") {
+    const list = (target[field.jsonName] ?? []) as JsonValue[];
+    list.push(value);
+    target[field.jsonName] = list;
+  } else {
+    target[field.jsonName] = value;
+  }
+}
+
+async function readBody(req: Request): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > maxBodyBytes)
+      throw new ConnectError(`request body exceeds ${maxBodyBytes} bytes`, Code.ResourceExhausted);
+    chunks.push(chunk);
+  }
+  const buf = Buffer.concat(chunks);
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(buf);
+  } catch {
+    throw badRequest("request body is not valid UTF-8");
+  }
+}
+
+async function requestMessage(m: RestMatch, req: Request, url: URL) {
+  const input = m.route.method.input;
+  const text = await readBody(req);
+  let json: JsonObject = {};
+  if (text.trim() !== "") {
+    if (m.route.body === "") throw badRequest("this method takes no request body");
+    const type = String(req.headers["content-type"] ?? "application/json");
+    if (!type.includes("json")) throw badRequest(`content type ${type} is not supported; send application/json`);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      throw badRequest("request body is not valid JSON");
+    }
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
+      throw badRequest("request body must be a JSON object");
+    json = m.route.body === "*" ? (parsed as JsonObject) : { [m.route.body]: parsed as JsonObject };
+  }
+  if (m.route.body !== "*") for (const [k, v] of url.searchParams) assign(json, input, k, v);
+  for (const [k, v] of m.params) assign(json, input, k, v);
+  try {
+    return fromJson(input, json);
+  } catch (err) {
+    throw badRequest(err instanceof Error ? err.message : "request does not match the method's message");
+  }
+}
+
+function headersOf(req: Request): Headers {
+  const h = new Headers();
+  for (const [k, v] of Object.entries(req.headers)) {
+    // HTTP/2 pseudo-headers (":path", ...) are not headers a Headers object accepts.
+    if (k.startsWith(":") || v === undefined) continue;
+    for (const one of Array.isArray(v) ? v : [v]) h.append(k, one);
+  }
+  return h;
+}
+
+function send(res: Response, status: number, body: unknown): void {
+  const payload = JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(payload) });
+  res.end(payload);
+}
+
+export function restNotFound(res: Response): void {
+  send(res, 404, { code: Code.NotFound, message: "Not Found", details: [] });
+}
+
+export function restMethodNotAllowed(res: Response): void {
+  send(res, 405, { code: Code.Unimplemented, message: "Method Not Allowed", details: [] });
+}
+
+// One REST call: authenticate, read the message, run the same handler gRPC runs, answer JSON.
+export async function serveRest(
+  app: App,
+  reporter: ErrorReporter,
+  m: RestMatch,
+  req: Request,
+  res: Response,
+  url: URL,
+): Promise<void> {
+  const { route } = m;
+  try {
+    const values = createContextValues();
+    values.set(principalKey, await callerFor(app, route.method, req.headers.authorization));
+    const input = await requestMessage(m, req, url);
+    const ctx = createHandlerContext({
+      service: route.service,
+      method: route.method,
+      protocolName: "rest",
+      requestMethod: req.method ?? "GET",
+      url: url.toString(),
+      requestHeader: headersOf(req),
+      contextValues: values,
+    });
+    const out = await route.handler(input, ctx);
+    const msg = create(route.method.output, out as never);
+    send(res, methodOptions(route.method).successCode, toJson(route.method.output, msg));
+  } catch (err) {
+    const { status, body } = restErrorBody(toConnectError(err, reporter));
+    send(res, status, body);
+  }
+}

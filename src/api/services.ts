@@ -1,0 +1,51 @@
+import { type DescMethod, type DescService, getOption, hasOption } from "@bufbuild/protobuf";
+import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
+import { InternalPermissionService } from "@zitadel/proto/zitadel/internal_permission/v2beta/internal_permission_service_pb.js";
+import { OrganizationService } from "@zitadel/proto/zitadel/org/v2/org_service_pb.js";
+import { options as zitadelOptions } from "@zitadel/proto/zitadel/protoc_gen_zitadel/v2/options_pb.js";
+import { UserService } from "@zitadel/proto/zitadel/user/v2/user_service_pb.js";
+import type { App } from "../app/app.ts";
+import { organizationService } from "./org-service.ts";
+import { internalPermissionService } from "./permission-service.ts";
+import { userService } from "./user-service.ts";
+
+export type UnaryHandler = (request: unknown, ctx: HandlerContext) => Promise<unknown>;
+
+export interface ServedService {
+  readonly service: DescService;
+  readonly handlers: Readonly<Record<string, UnaryHandler>>;
+  readonly register: (router: ConnectRouter) => void;
+}
+
+const loosely = (impl: object) => impl as Record<string, UnaryHandler>;
+
+// The services Latchkey serves, each typed whole against its descriptor; the Connect router
+// and the REST transcoder both read this one list.
+export function servedServices(app: App): ServedService[] {
+  const user = userService(app);
+  const org = organizationService(app);
+  const perm = internalPermissionService(app);
+  return [
+    { service: UserService, handlers: loosely(user), register: (r) => r.service(UserService, user) },
+    { service: OrganizationService, handlers: loosely(org), register: (r) => r.service(OrganizationService, org) },
+    {
+      service: InternalPermissionService,
+      handlers: loosely(perm),
+      register: (r) => r.service(InternalPermissionService, perm),
+    },
+  ];
+}
+
+// What ZITADEL's own option on a method says: the permission its gateway checks
+// ("authenticated" = any valid caller) and the HTTP status of success.
+const optionCache = new WeakMap<DescMethod, { permission: string; successCode: number }>();
+
+export function methodOptions(method: DescMethod): { permission: string; successCode: number } {
+  let cached = optionCache.get(method);
+  if (!cached) {
+    const o = hasOption(method, zitadelOptions) ? getOption(method, zitadelOptions) : undefined;
+    cached = { permission: o?.authOption?.permission || "authenticated", successCode: o?.httpResponse?.successCode || 200 };
+    optionCache.set(method, cached);
+  }
+  return cached;
+}

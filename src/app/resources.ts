@@ -1,0 +1,151 @@
+import { invalid, notFound } from "../domain/errors.ts";
+import type { AggregateRef, NewEvent, RecordedEvent } from "../domain/events.ts";
+import type { Principal } from "../domain/permissions.ts";
+import * as decideResource from "../domain/resource/decide.ts";
+import { emptyResource, foldResource, type ResourceKind, type ResourceState } from "../domain/resource/state.ts";
+import * as decideUser from "../domain/user/decide.ts";
+import { foldUser, userExists } from "../domain/user/state.ts";
+import { authorizeOnInstance, authorizeOnOrg, requireAnywhere } from "./authorize.ts";
+import type { AppDeps } from "./deps.ts";
+import { type Details, detailsOf } from "./details.ts";
+import { newId } from "./ids.ts";
+import { deliverCode, type PreparedPhone, preparePhone } from "./phone-codes.ts";
+import type { AggregateWrite, ReadModelChange } from "./ports.ts";
+import { projectResource, projectUser } from "./projection.ts";
+import { stamp, transact } from "./transact.ts";
+import type { NewHumanRequest, UserCommands } from "./users.ts";
+
+export type AdminScope = { readonly kind: "instance" } | { readonly kind: "org"; readonly orgId: string };
+
+export interface NewOrganization {
+  readonly name: string;
+  readonly orgId?: string;
+  readonly admins: readonly (
+    | { readonly userId: string; readonly roles: readonly string[] }
+    | { readonly human: NewHumanRequest; readonly roles: readonly string[] }
+  )[];
+}
+
+export function resourceCommands(deps: AppDeps, instanceId: string, users: UserCommands) {
+  const refOf = (kind: ResourceKind, id: string): AggregateRef => ({ type: kind, id });
+
+  async function load(kind: ResourceKind, id: string): Promise<ResourceState> {
+    return foldResource(emptyResource(kind, id), await deps.store.loadEvents(instanceId, refOf(kind, id), 0));
+  }
+
+  // The owner of an instance's events is the instance itself; of an org's, the org.
+  function writeResource(
+    before: ResourceState,
+    events: readonly NewEvent[],
+    creator: string,
+    now: Date,
+  ): { write: AggregateWrite; readModel: ReadModelChange[]; stamped: RecordedEvent[] } {
+    const ref = refOf(before.kind, before.id);
+    const stamped = stamp(ref, before.id, creator, before.sequence, now, events);
+    return {
+      write: { ref, owner: before.id, expectedSequence: before.sequence, events },
+      readModel: projectResource(foldResource(before, stamped), stamped, instanceId),
+      stamped,
+    };
+  }
+
+  async function scopeResource(principal: Principal, scope: AdminScope): Promise<ResourceState> {
+    if (scope.kind === "instance") {
+      authorizeOnInstance(principal, "iam.member.write");
+      return load("instance", instanceId);
+    }
+    if (scope.orgId === "") throw invalid("LK-ORG-MISSING", "Organization ID is required");
+    requireAnywhere(principal, "org.member.write");
+    const org = await load("org", scope.orgId);
+    if (org.sequence === 0) throw notFound("ORG-EA2fc", `Organization ${scope.orgId} could not be found`);
+    authorizeOnOrg(principal, "org.member.write", scope.orgId);
+    return org;
+  }
+
+  return {
+    load,
+
+    async addOrganization(principal: Principal, r: NewOrganization) {
+      authorizeOnInstance(principal, "org.create");
+      if (r.orgId) decideUser.requireUserId(r.orgId, "ORG-4m9fs");
+      const orgId = r.orgId || newId();
+      const humans = r.admins.map((a) => ("human" in a ? { id: a.human.userId || newId(), ...a } : null));
+      let phones: (PreparedPhone | null)[] = [];
+      const result = await transact(deps, instanceId, principal.userId, async (now) => {
+        const org = await load("org", orgId);
+        const orgEvents = [...decideResource.addResource(org, r.name).events];
+        const writes: AggregateWrite[] = [];
+        const readModel: ReadModelChange[] = [];
+        phones = [];
+        for (const [i, admin] of r.admins.entries()) {
+          const roles = admin.roles.length > 0 ? admin.roles : ["ORG_OWNER"];
+          const human = humans[i];
+          let userId: string;
+          if ("human" in admin && human) {
+            userId = human.id;
+            const h = admin.human;
+            const phone = h.phone ? preparePhone(deps, h.phone, now) : null;
+            phones.push(phone);
+            const before = await users.load(userId);
+            const d = decideUser.addHuman(before, {
+              username: (h.username || h.email).trim(),
+              profile: h.profile,
+              email: h.email.trim(),
+              emailVerified: h.emailVerified,
+              phone: phone?.input ?? null,
+            });
+            const ref: AggregateRef = { type: "user", id: userId };
+            const stamped = stamp(ref, orgId, principal.userId, 0, now, d.events);
+            writes.push({ ref, owner: orgId, expectedSequence: 0, events: d.events });
+            readModel.push(...projectUser(foldUser(before, stamped), stamped));
+          } else {
+            userId = "userId" in admin ? admin.userId : "";
+            phones.push(null);
+            if (!userExists(await users.load(userId)))
+              throw notFound("COMMAND-4g3xq", `User ${userId} could not be found`);
+          }
+          const withMembers = foldResource(org, stamp(refOf("org", orgId), orgId, "", 0, now, orgEvents));
+          orgEvents.push(...decideResource.addMember(withMembers, userId, roles).events);
+        }
+        const w = writeResource(org, orgEvents, principal.userId, now);
+        return {
+          writes: [w.write, ...writes],
+          readModel: [...w.readModel, ...readModel],
+          result: (recorded): Details => detailsOf(recorded.filter((e) => e.aggregateType === "org")),
+        };
+      });
+      // Codes go out once the organization and its admins are stored.
+      const created = [];
+      for (const [i, admin] of r.admins.entries()) {
+        const h = humans[i];
+        const phone = phones[i];
+        if (!h || !("human" in admin)) continue;
+        const code =
+          phone && admin.human.phone
+            ? await deliverCode(deps, phone.input.phone, phone.code, admin.human.phone.verification)
+            : undefined;
+        created.push({ userId: h.id, phoneCode: code });
+      }
+      return { orgId, details: result, createdAdmins: created };
+    },
+
+    async createAdministrator(principal: Principal, userId: string, scope: AdminScope, roles: readonly string[]) {
+      decideUser.requireUserId(userId, "COMMAND-QSF2s");
+      return transact(deps, instanceId, principal.userId, async (now) => {
+        const resource = await scopeResource(principal, scope);
+        if (!userExists(await users.load(userId))) throw notFound("COMMAND-4g3xq", "User could not be found");
+        const w = writeResource(resource, decideResource.addMember(resource, userId, roles).events, principal.userId, now);
+        return { writes: [w.write], readModel: w.readModel, result: () => now };
+      });
+    },
+
+    async deleteAdministrator(principal: Principal, userId: string, scope: AdminScope) {
+      decideUser.requireUserId(userId, "COMMAND-QSF2s");
+      return transact(deps, instanceId, principal.userId, async (now) => {
+        const resource = await scopeResource(principal, scope);
+        const w = writeResource(resource, decideResource.removeMember(resource, userId).events, principal.userId, now);
+        return { writes: [w.write], readModel: w.readModel, result: () => now };
+      });
+    },
+  };
+}

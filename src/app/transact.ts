@@ -1,0 +1,68 @@
+import { alreadyExists, DomainError } from "../domain/errors.ts";
+import type { AggregateRef, NewEvent, RecordedEvent } from "../domain/events.ts";
+import type { AppDeps } from "./deps.ts";
+import { type AggregateWrite, ConcurrencyError, type ReadModelChange, UniqueViolation } from "./ports.ts";
+
+export interface Plan<T> {
+  readonly writes: readonly AggregateWrite[];
+  readonly readModel: readonly ReadModelChange[];
+  // Answered after the writes are stored (a decision that refuses but leaves a trace).
+  readonly error?: Error | undefined;
+  readonly result: (recorded: readonly RecordedEvent[]) => T;
+}
+
+// The events a write will become once stored: the fold needs them before the append to
+// compute the read models that move in the same transaction.
+export function stamp(
+  ref: AggregateRef,
+  owner: string,
+  creator: string,
+  after: number,
+  now: Date,
+  events: readonly NewEvent[],
+): RecordedEvent[] {
+  return events.map((e, i) => ({
+    ...e,
+    aggregateType: ref.type,
+    aggregateId: ref.id,
+    sequence: after + i + 1,
+    owner,
+    creator,
+    createdAt: now,
+    position: 0,
+  }));
+}
+
+// Runs plan -> append, and when another writer got there first, plans again on fresh state.
+export async function transact<T>(
+  deps: AppDeps,
+  instanceId: string,
+  creator: string,
+  plan: (now: Date) => Promise<Plan<T>>,
+): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    const now = deps.clock.now();
+    const p = await plan(now);
+    let recorded: RecordedEvent[] = [];
+    if (p.writes.some((w) => w.events.length > 0)) {
+      try {
+        recorded = await deps.store.append({
+          instanceId,
+          creator,
+          createdAt: now,
+          writes: p.writes,
+          readModel: p.readModel,
+        });
+      } catch (err) {
+        if (err instanceof UniqueViolation && err.what === "username")
+          throw alreadyExists("COMMAND-k2unb", "Username is already taken");
+        if (!(err instanceof ConcurrencyError)) throw err;
+        if (attempt >= deps.settings.maxConflictRetries)
+          throw new DomainError("aborted", "LK-CONFLICT", "Too many concurrent changes; try again");
+        continue;
+      }
+    }
+    if (p.error) throw p.error;
+    return p.result(recorded);
+  }
+}

@@ -1,0 +1,237 @@
+import { invalid, notFound } from "../domain/errors.ts";
+import type { AggregateRef, Decision } from "../domain/events.ts";
+import type { Principal } from "../domain/permissions.ts";
+import * as decide from "../domain/user/decide.ts";
+import type { Profile } from "../domain/user/events.ts";
+import { emptyUser, foldUser, type UserState } from "../domain/user/state.ts";
+import { authorizeOnOrg, authorizeOnUser, type Rule, requireAnywhere } from "./authorize.ts";
+import type { AppDeps } from "./deps.ts";
+import { type Details, detailsOf } from "./details.ts";
+import { newId } from "./ids.ts";
+import { projectUser } from "./projection.ts";
+import { deliverCode, issueCode, type PhoneRequest, type PhoneVerification, preparePhone } from "./phone-codes.ts";
+import { codeMatches, hashToken, newToken } from "./secrets.ts";
+import { stamp, transact } from "./transact.ts";
+
+export interface NewHumanRequest {
+  readonly userId?: string | undefined;
+  readonly orgId?: string | undefined;
+  readonly username?: string | undefined;
+  readonly profile: Profile;
+  readonly email: string;
+  readonly emailVerified: boolean;
+  readonly phone?: PhoneRequest;
+}
+
+export interface NewMachineRequest {
+  readonly userId?: string | undefined;
+  readonly orgId: string;
+  readonly username?: string | undefined;
+  readonly name: string;
+  readonly description: string;
+}
+
+const rules = {
+  addOtpSms: { permission: "user.credential.write", self: true },
+  removeOtpSms: { permission: "user.write", self: true },
+  phone: { permission: "user.write", self: true },
+  delete: { permission: "user.delete", self: true },
+  tokens: { permission: "user.write", self: false },
+} as const satisfies Record<string, Rule>;
+
+export type UserCommands = ReturnType<typeof userCommands>;
+
+export function userCommands(deps: AppDeps, instanceId: string) {
+  const ref = (id: string): AggregateRef => ({ type: "user", id });
+
+  // The read model row is the snapshot; events written after it (none, normally) are folded on.
+  async function load(userId: string): Promise<UserState> {
+    const snapshot = (await deps.store.getUser(instanceId, userId)) ?? emptyUser(userId);
+    const tail = await deps.store.loadEvents(instanceId, ref(userId), snapshot.sequence);
+    return tail.length > 0 ? foldUser(snapshot, tail) : snapshot;
+  }
+
+  // Load, authorize, decide, append; again on a lost race.
+  function change(
+    principal: Principal,
+    userId: string,
+    rule: Rule,
+    decideOn: (s: UserState, now: Date) => Decision,
+  ): Promise<Details> {
+    return transact(deps, instanceId, principal.userId, async (now) => {
+      const before = await load(userId);
+      authorizeOnUser(principal, rule, before);
+      const decision = decideOn(before, now);
+      const events = stamp(
+        ref(userId),
+        before.orgId,
+        principal.userId,
+        before.sequence,
+        now,
+        decision.events,
+      );
+      const after = foldUser(before, events);
+      const fallback = { sequence: before.sequence, changeDate: now, resourceOwner: before.orgId };
+      return {
+        writes: [
+          {
+            ref: ref(userId),
+            owner: before.orgId,
+            expectedSequence: before.sequence,
+            events: decision.events,
+          },
+        ],
+        readModel: projectUser(after, events),
+        error: decision.error,
+        result: (recorded) => detailsOf(recorded, fallback),
+      };
+    });
+  }
+
+  // Who may choose how a phone gets verified: only holders of user.write may mark a number
+  // verified or take the code themselves, even for their own user (as in ZITADEL).
+  function checkVerificationChoice(principal: Principal, user: UserState, v: PhoneVerification) {
+    if (v === "send") return;
+    authorizeOnUser(principal, { permission: "user.write", self: false }, user);
+  }
+
+  async function resolveOrg(principal: Principal, orgId: string | undefined): Promise<string> {
+    const id = orgId || principal.orgId;
+    requireAnywhere(principal, "user.write");
+    if (!(await deps.store.getOrg(instanceId, id)))
+      throw notFound("ORG-EA2fc", `Organization ${id} could not be found`);
+    authorizeOnOrg(principal, "user.write", id);
+    return id;
+  }
+
+  async function create(
+    principal: Principal,
+    userId: string,
+    orgId: string,
+    decideOn: (s: UserState) => Decision,
+  ): Promise<{ userId: string; details: Details; created: Date }> {
+    return transact(deps, instanceId, principal.userId, async (now) => {
+      const before = await load(userId);
+      const decision = decideOn(before);
+      const events = stamp(ref(userId), orgId, principal.userId, 0, now, decision.events);
+      return {
+        writes: [{ ref: ref(userId), owner: orgId, expectedSequence: 0, events: decision.events }],
+        readModel: projectUser(foldUser(before, events), events),
+        result: (recorded) => ({ userId, details: detailsOf(recorded), created: now }),
+      };
+    });
+  }
+
+  return {
+    load,
+
+    async addHuman(principal: Principal, r: NewHumanRequest) {
+      if (r.userId !== undefined && r.userId !== "") decide.requireUserId(r.userId, "COMMAND-QSF2s");
+      const orgId = await resolveOrg(principal, r.orgId);
+      const userId = r.userId || newId();
+      if (r.phone && r.phone.verification !== "send") requireAnywhere(principal, "user.write");
+      const now = deps.clock.now();
+      const phone = r.phone ? preparePhone(deps, r.phone, now) : null;
+      const username = (r.username || r.email).trim();
+      const created = await create(principal, userId, orgId, (s) =>
+        decide.addHuman(s, {
+          username,
+          profile: r.profile,
+          email: r.email.trim(),
+          emailVerified: r.emailVerified,
+          phone: phone?.input ?? null,
+        }),
+      );
+      const phoneCode =
+        phone && r.phone ? await deliverCode(deps, phone.input.phone, phone.code, r.phone.verification) : undefined;
+      return { ...created, phoneCode };
+    },
+
+    async addMachine(principal: Principal, r: NewMachineRequest) {
+      if (r.userId !== undefined && r.userId !== "") decide.requireUserId(r.userId, "COMMAND-QSF2s");
+      if (r.orgId === "") throw invalid("LK-ORG-MISSING", "Organization ID is required");
+      const orgId = await resolveOrg(principal, r.orgId);
+      const userId = r.userId || newId();
+      return create(principal, userId, orgId, (s) =>
+        decide.addMachine(s, {
+          username: r.username?.trim() || userId,
+          name: r.name,
+          description: r.description,
+        }),
+      );
+    },
+
+    deleteUser(principal: Principal, userId: string) {
+      decide.requireUserId(userId, "COMMAND-2M0ds");
+      return change(principal, userId, rules.delete, (s) => decide.removeUser(s));
+    },
+
+    async setPhone(principal: Principal, userId: string, request: PhoneRequest) {
+      decide.requireUserId(userId, "COMMAND-xP292j");
+      let issued: { phone: string; code: string | null } = { phone: "", code: null };
+      const d = await change(principal, userId, rules.phone, (s, now) => {
+        checkVerificationChoice(principal, s, request.verification);
+        const p = preparePhone(deps, request, now);
+        issued = { phone: p.input.phone, code: p.code };
+        return decide.setPhone(s, p.input);
+      });
+      return { details: d, code: await deliverCode(deps, issued.phone, issued.code, request.verification) };
+    },
+
+    async resendPhoneCode(principal: Principal, userId: string, verification: "send" | "return") {
+      decide.requireUserId(userId, "COMMAND-xP292j");
+      let issued: { phone: string; code: string | null } = { phone: "", code: null };
+      const d = await change(principal, userId, rules.phone, (s, now) => {
+        checkVerificationChoice(principal, s, verification);
+        const { code, issued: c } = issueCode(deps, verification, now);
+        issued = { phone: s.phone ?? "", code };
+        return decide.resendPhoneCode(s, c);
+      });
+      return { details: d, code: await deliverCode(deps, issued.phone, issued.code, verification) };
+    },
+
+    verifyPhone(principal: Principal, userId: string, code: string) {
+      decide.requireUserId(userId, "COMMAND-xP292j");
+      if (code.trim() === "") throw invalid("COMMAND-eis9R", "Verification code is missing");
+      return change(principal, userId, rules.phone, (s, now) =>
+        decide.verifyPhone(s, { matches: (hash) => codeMatches(code, hash), now }),
+      );
+    },
+
+    removePhone(principal: Principal, userId: string) {
+      decide.requireUserId(userId, "COMMAND-xP292j");
+      return change(principal, userId, rules.phone, (s) => decide.removePhone(s));
+    },
+
+    addOtpSms(principal: Principal, userId: string) {
+      decide.requireUserId(userId, "COMMAND-QSF2s");
+      return change(principal, userId, rules.addOtpSms, (s) => decide.addOtpSms(s));
+    },
+
+    removeOtpSms(principal: Principal, userId: string) {
+      decide.requireUserId(userId, "COMMAND-S3br2");
+      return change(principal, userId, rules.removeOtpSms, (s) => decide.removeOtpSms(s));
+    },
+
+    async addPersonalAccessToken(principal: Principal, userId: string, expiresAt: Date | null) {
+      decide.requireUserId(userId, "COMMAND-QSF2s");
+      const token = newToken();
+      const tokenId = newId();
+      let created = new Date(0);
+      await change(principal, userId, rules.tokens, (s, now) => {
+        created = now;
+        return decide.addPersonalAccessToken(s, { tokenId, tokenHash: hashToken(token), expiresAt, now });
+      });
+      return { tokenId, token, created };
+    },
+
+    async removePersonalAccessToken(principal: Principal, userId: string, tokenId: string) {
+      decide.requireUserId(userId, "COMMAND-QSF2s");
+      if (tokenId.trim() === "") throw invalid("COMMAND-SAfd2", "Token ID is missing");
+      const d = await change(principal, userId, rules.tokens, (s) =>
+        decide.removePersonalAccessToken(s, tokenId),
+      );
+      return d.changeDate;
+    },
+  };
+}

@@ -1,0 +1,31 @@
+// An event as a decision produces it: what happened, before the store gives it a place.
+export interface NewEvent {
+  readonly type: string;
+  readonly payload: Readonly<Record<string, unknown>> | null;
+}
+
+export type AggregateType = "instance" | "org" | "user";
+
+export interface AggregateRef {
+  readonly type: AggregateType;
+  readonly id: string;
+}
+
+// An event as the log holds it. `sequence` counts 1, 2, 3, ... per aggregate without gaps;
+// `position` orders all events of an instance.
+export interface RecordedEvent extends NewEvent {
+  readonly aggregateType: AggregateType;
+  readonly aggregateId: string;
+  readonly sequence: number;
+  readonly owner: string;
+  readonly creator: string;
+  readonly createdAt: Date;
+  readonly position: number;
+}
+
+// A decision either refuses with an error, or returns events to append. A few refusals must
+// still leave a trace (a wrong verification code counts towards voiding it): those return
+// events and an error, and the error is answered after the events are stored.
+export type Decision = { readonly events: readonly NewEvent[]; readonly error?: Error };
+
+export const emit = (...events: NewEvent[]): Decision => ({ events });

@@ -1,0 +1,77 @@
+// ZITADEL's default role -> permission table, restricted to the permissions Latchkey checks.
+// Instance roles (IAM_*) apply to every organization of the instance; organization roles
+// (ORG_*) only to their own organization.
+export type Permission =
+  | "user.read"
+  | "user.write"
+  | "user.credential.write"
+  | "user.delete"
+  | "org.create"
+  | "org.member.write"
+  | "iam.member.write";
+
+const table: Record<string, readonly Permission[]> = {
+  IAM_OWNER: [
+    "user.read",
+    "user.write",
+    "user.credential.write",
+    "user.delete",
+    "org.create",
+    "org.member.write",
+    "iam.member.write",
+  ],
+  IAM_ORG_MANAGER: [
+    "user.read",
+    "user.write",
+    "user.credential.write",
+    "user.delete",
+    "org.create",
+    "org.member.write",
+  ],
+  IAM_LOGIN_CLIENT: ["user.read", "user.write", "user.credential.write", "org.create"],
+  IAM_USER_MANAGER: ["user.read", "user.write", "user.delete"],
+  IAM_OWNER_VIEWER: ["user.read"],
+  IAM_ORG_MANAGER_VIEWER: ["user.read"],
+  ORG_OWNER: ["user.read", "user.write", "user.credential.write", "user.delete", "org.member.write"],
+  ORG_USER_MANAGER: ["user.read", "user.write", "user.delete"],
+  ORG_OWNER_VIEWER: ["user.read"],
+  ORG_USER_PERMISSION_EDITOR: ["user.read"],
+};
+
+export const instanceRoles = Object.keys(table).filter((r) => r.startsWith("IAM_"));
+export const orgRoles = Object.keys(table).filter((r) => r.startsWith("ORG_"));
+
+export const rolePermissions = (role: string): readonly Permission[] => table[role] ?? [];
+
+// Where a membership applies: the whole instance, or one organization.
+export type Scope = { readonly kind: "instance" } | { readonly kind: "org"; readonly orgId: string };
+
+export interface Membership {
+  readonly scope: Scope;
+  readonly roles: readonly string[];
+}
+
+export interface Principal {
+  readonly userId: string;
+  readonly orgId: string;
+  readonly memberships: readonly Membership[];
+}
+
+const grants = (m: Membership, permission: Permission) =>
+  m.roles.some((role) => rolePermissions(role).includes(permission));
+
+// Does the principal hold `permission` for resources owned by `orgId`?
+export function holds(principal: Principal, permission: Permission, orgId: string): boolean {
+  return principal.memberships.some(
+    (m) => (m.scope.kind === "instance" || m.scope.orgId === orgId) && grants(m, permission),
+  );
+}
+
+export function holdsOnInstance(principal: Principal, permission: Permission): boolean {
+  return principal.memberships.some((m) => m.scope.kind === "instance" && grants(m, permission));
+}
+
+// Holds the permission somewhere at all: decides between 403 and revealing whether a user exists.
+export function holdsAnywhere(principal: Principal, permission: Permission): boolean {
+  return principal.memberships.some((m) => grants(m, permission));
+}

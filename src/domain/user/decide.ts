@@ -1,0 +1,149 @@
+import { alreadyExists, invalid, notFound, precondition } from "../errors.ts";
+import { type Decision, emit, type NewEvent } from "../events.ts";
+import { type PhoneCodeAdded, type Profile, UserEvent } from "./events.ts";
+import { type UserState, userExists } from "./state.ts";
+
+// A fresh verification code as the application layer made it: only its hash reaches events.
+export interface IssuedCode {
+  readonly hash: string;
+  readonly expiresAt: Date;
+  readonly returned: boolean;
+}
+
+export type PhoneInput =
+  | { readonly phone: string; readonly verified: true }
+  | { readonly phone: string; readonly verified: false; readonly code: IssuedCode };
+
+export function requireUserId(userId: string, errorId: string): void {
+  if (userId.trim() === "") throw invalid(errorId, "User ID is missing");
+  if (userId.length > 200) throw invalid("LK-ID200", "User ID must be at most 200 characters");
+}
+
+export function assertUserExists(s: UserState): void {
+  if (!userExists(s)) throw notFound("COMMAND-4g3xq", "User could not be found");
+}
+
+const codeAdded = (code: IssuedCode): NewEvent => ({
+  type: UserEvent.phoneCodeAdded,
+  payload: {
+    codeHash: code.hash,
+    expiresAt: code.expiresAt.toISOString(),
+    codeReturned: code.returned,
+  } satisfies PhoneCodeAdded,
+});
+
+function phoneEvents(phone: PhoneInput): NewEvent[] {
+  const changed: NewEvent = { type: UserEvent.phoneChanged, payload: { phone: phone.phone } };
+  return phone.verified
+    ? [changed, { type: UserEvent.phoneVerified, payload: null }]
+    : [changed, codeAdded(phone.code)];
+}
+
+export interface NewHuman {
+  readonly username: string;
+  readonly profile: Profile;
+  readonly email: string;
+  readonly emailVerified: boolean;
+  readonly phone: PhoneInput | null;
+}
+
+export function addHuman(s: UserState, h: NewHuman): Decision {
+  if (s.sequence > 0) throw alreadyExists("COMMAND-k2unb", "User already exists");
+  if (h.profile.givenName.trim() === "" || h.profile.familyName.trim() === "")
+    throw invalid("USER-UCej2", "Given name and family name are required");
+  if (h.email.trim() === "") throw invalid("EMAIL-spblu", "Email is required");
+  const added: NewEvent = {
+    type: UserEvent.humanAdded,
+    payload: { username: h.username, profile: h.profile, email: h.email, emailVerified: h.emailVerified },
+  };
+  return emit(added, ...(h.phone ? phoneEvents(h.phone) : []));
+}
+
+export function addMachine(
+  s: UserState,
+  m: { username: string; name: string; description: string },
+): Decision {
+  if (s.sequence > 0) throw alreadyExists("COMMAND-k2unb", "User already exists");
+  if (m.name.trim() === "") throw invalid("USER-NAME0", "Machine name is required");
+  return emit({ type: UserEvent.machineAdded, payload: { ...m } });
+}
+
+export function removeUser(s: UserState): Decision {
+  assertUserExists(s);
+  return emit({ type: UserEvent.removed, payload: null });
+}
+
+// Latchkey ends OTP SMS whenever the number it is bound to goes away or changes, so that a
+// new, unverified number never receives one-time passwords.
+const endOtpSms = (s: UserState): NewEvent[] =>
+  s.otpSms ? [{ type: UserEvent.otpSmsRemoved, payload: null }] : [];
+
+export function setPhone(s: UserState, phone: PhoneInput): Decision {
+  assertUserExists(s);
+  if (s.kind !== "human") throw precondition("LK-HUMAN", "Only human users have a phone");
+  if (s.phone === phone.phone) throw precondition("COMMAND-Uch5e", "Phone number has not changed");
+  return emit(...endOtpSms(s), ...phoneEvents(phone));
+}
+
+export function resendPhoneCode(s: UserState, code: IssuedCode): Decision {
+  assertUserExists(s);
+  if (!s.phone || s.phoneVerified || !s.phoneCode)
+    throw precondition("PHONE-5xrra88eq8", "No phone verification code is pending");
+  return emit(codeAdded(code));
+}
+
+export function verifyPhone(
+  s: UserState,
+  attempt: { readonly matches: (hash: string) => boolean; readonly now: Date },
+): Decision {
+  assertUserExists(s);
+  if (!s.phone) throw notFound("COMMAND-ieJ2e", "User has no phone number");
+  if (s.phoneVerified) throw precondition("COMMAND-2M9sf", "Phone number is already verified");
+  if (!s.phoneCode) throw precondition("LK-NOCODE", "No verification code is pending: request a new one");
+  const failed = { type: UserEvent.phoneVerificationFailed, payload: null };
+  if (new Date(s.phoneCode.expiresAt) <= attempt.now)
+    return { events: [failed], error: invalid("CODE-QvUQ4P", "Verification code has expired") };
+  if (!attempt.matches(s.phoneCode.hash))
+    return { events: [failed], error: invalid("COMMAND-eis9R", "Verification code is invalid") };
+  return emit({ type: UserEvent.phoneVerified, payload: null });
+}
+
+export function removePhone(s: UserState): Decision {
+  assertUserExists(s);
+  if (!s.phone) throw notFound("COMMAND-ieJ2e", "User has no phone number");
+  return emit(...endOtpSms(s), { type: UserEvent.phoneRemoved, payload: null });
+}
+
+export function addOtpSms(s: UserState): Decision {
+  assertUserExists(s);
+  if (s.otpSms) throw alreadyExists("COMMAND-Ad3g2", "OTP SMS is already set up");
+  if (!s.phoneVerified) throw precondition("COMMAND-Q54j2", "Phone number must be verified first");
+  return emit({ type: UserEvent.otpSmsAdded, payload: null });
+}
+
+export function removeOtpSms(s: UserState): Decision {
+  assertUserExists(s);
+  if (!s.otpSms) throw notFound("COMMAND-Sr3h3", "OTP SMS is not set up");
+  return emit({ type: UserEvent.otpSmsRemoved, payload: null });
+}
+
+export function addPersonalAccessToken(
+  s: UserState,
+  t: { tokenId: string; tokenHash: string; expiresAt: Date | null; now: Date },
+): Decision {
+  assertUserExists(s);
+  if (s.kind !== "machine")
+    throw precondition("COMMAND-Dv2sf", "Personal access tokens are for machine users only");
+  if (t.expiresAt && t.expiresAt <= t.now) throw invalid("COMMAND-dv3t5", "Expiration date is in the past");
+  return emit({
+    type: UserEvent.patAdded,
+    payload: { tokenId: t.tokenId, tokenHash: t.tokenHash, expiresAt: t.expiresAt?.toISOString() ?? null },
+  });
+}
+
+export function removePersonalAccessToken(s: UserState, tokenId: string): Decision {
+  assertUserExists(s);
+  if (!s.tokens.some((t) => t.id === tokenId))
+    throw notFound("COMMAND-4m77G", "Personal access token could not be found");
+  return emit({ type: UserEvent.patRemoved, payload: { tokenId } });
+}

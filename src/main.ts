@@ -1,0 +1,45 @@
+import { ConfigError, loadConfig } from "./config.ts";
+import { startLatchkey } from "./latchkey.ts";
+import { jsonLogger } from "./log.ts";
+
+async function main(): Promise<void> {
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const log = jsonLogger(config.logLevel);
+  const running = await startLatchkey(config, log);
+  const shown = config.host === "0.0.0.0" || config.host === "::" ? "localhost" : config.host;
+  log.info("latchkey started", {
+    url: `http://${shown.includes(":") ? `[${shown}]` : shown}:${running.port}`,
+    database: config.database.kind,
+  });
+  if (running.adminPatWritten) log.info("admin token written", { path: running.adminPatWritten });
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info("stopping: finishing in-flight requests", { signal });
+    running.stop().then(
+      () => process.exit(0),
+      (err) => {
+        log.error("shutdown failed", { error: String(err) });
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+}
+
+main().catch((err) => {
+  process.stderr.write(`latchkey failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,70 @@
+// Versioned schema. A migration that has run is recorded in schema_migrations and never runs
+// again; a new one is appended here, never edited in place once released.
+export const sqliteMigrations: readonly { version: number; name: string; sql: string }[] = [
+  {
+    version: 1,
+    name: "event log and read models",
+    sql: `
+      CREATE TABLE events (
+        position       INTEGER PRIMARY KEY AUTOINCREMENT,
+        instance_id    TEXT    NOT NULL,
+        aggregate_type TEXT    NOT NULL,
+        aggregate_id   TEXT    NOT NULL,
+        sequence       INTEGER NOT NULL,
+        event_type     TEXT    NOT NULL,
+        payload        TEXT,
+        creator        TEXT    NOT NULL,
+        owner          TEXT    NOT NULL,
+        created_at     TEXT    NOT NULL,
+        -- The per-aggregate sequence is what makes two racing writers conflict.
+        UNIQUE (instance_id, aggregate_type, aggregate_id, sequence)
+      );
+      -- One instance per database; the singleton key makes two nodes that bootstrap at the
+      -- same moment conflict instead of creating two instances.
+      CREATE TABLE instances (
+        singleton      INTEGER PRIMARY KEY CHECK (singleton = 1),
+        id             TEXT NOT NULL UNIQUE,
+        name           TEXT NOT NULL,
+        default_org_id TEXT NOT NULL
+      );
+      CREATE TABLE orgs (
+        instance_id TEXT    NOT NULL,
+        id          TEXT    NOT NULL,
+        name        TEXT    NOT NULL,
+        sequence    INTEGER NOT NULL,
+        PRIMARY KEY (instance_id, id)
+      );
+      -- One row per user: the folded state, which doubles as the snapshot commands start from.
+      CREATE TABLE users (
+        instance_id TEXT    NOT NULL,
+        id          TEXT    NOT NULL,
+        org_id      TEXT    NOT NULL,
+        username    TEXT    NOT NULL,
+        deleted     INTEGER NOT NULL,
+        sequence    INTEGER NOT NULL,
+        state       TEXT    NOT NULL,
+        PRIMARY KEY (instance_id, id)
+      );
+      CREATE UNIQUE INDEX users_username ON users (instance_id, lower(username)) WHERE deleted = 0;
+      CREATE INDEX users_org ON users (instance_id, org_id);
+      CREATE TABLE tokens (
+        instance_id TEXT NOT NULL,
+        token_id    TEXT NOT NULL,
+        token_hash  TEXT NOT NULL,
+        user_id     TEXT NOT NULL,
+        expires_at  TEXT,
+        PRIMARY KEY (instance_id, token_id)
+      );
+      CREATE UNIQUE INDEX tokens_hash ON tokens (instance_id, token_hash);
+      CREATE INDEX tokens_user ON tokens (instance_id, user_id);
+      CREATE TABLE members (
+        instance_id TEXT NOT NULL,
+        user_id     TEXT NOT NULL,
+        scope_kind  TEXT NOT NULL,
+        scope_id    TEXT NOT NULL,
+        roles       TEXT NOT NULL,
+        PRIMARY KEY (instance_id, user_id, scope_id)
+      );
+    `,
+  },
+];
