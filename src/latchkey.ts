@@ -29,14 +29,22 @@ function writeSecretFile(path: string, content: string): void {
 }
 
 // Wiring: config -> adapters -> app -> server.
-export async function startLatchkey(config: Config, log: Logger, overrides: Overrides = {}): Promise<Running> {
+export async function startLatchkey(
+  config: Config,
+  log: Logger,
+  overrides: Overrides = {},
+): Promise<Running> {
   const store = await openStore(config.database);
   const deps: AppDeps = {
     store,
     clock: { now: () => new Date() },
     sms: overrides.sms ?? logSmsSender(log),
     log,
-    settings: { defaultRegion: config.defaultRegion, codeTtlMs: config.codeTtlSeconds * 1000, maxConflictRetries: 20 },
+    settings: {
+      defaultRegion: config.defaultRegion,
+      codeTtlMs: config.codeTtlSeconds * 1000,
+      maxConflictRetries: 20,
+    },
   };
   try {
     const boot = await bootstrap(deps);

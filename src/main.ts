@@ -15,12 +15,12 @@ async function main(): Promise<void> {
   }
   const log = jsonLogger(config.logLevel);
   const running = await startLatchkey(config, log);
+  if (running.adminPatWritten) log.info("admin token written", { path: running.adminPatWritten });
   const shown = config.host === "0.0.0.0" || config.host === "::" ? "localhost" : config.host;
   log.info("latchkey started", {
     url: `http://${shown.includes(":") ? `[${shown}]` : shown}:${running.port}`,
     database: config.database.kind,
   });
-  if (running.adminPatWritten) log.info("admin token written", { path: running.adminPatWritten });
 
   let stopping = false;
   const stop = (signal: string) => {

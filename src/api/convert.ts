@@ -1,7 +1,7 @@
-import { type Timestamp, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { MessageInitShape } from "@bufbuild/protobuf";
+import { type Timestamp, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { DetailsSchema } from "@zitadel/proto/zitadel/object/v2/object_pb.js";
-import { UserState as UserStateEnum, type UserSchema } from "@zitadel/proto/zitadel/user/v2/user_pb.js";
+import { type UserSchema, UserState as UserStateEnum } from "@zitadel/proto/zitadel/user/v2/user_pb.js";
 import type { Details } from "../app/details.ts";
 import type { UserState } from "../domain/user/state.ts";
 
@@ -36,7 +36,10 @@ export function userOut(u: UserState): MessageInitShape<typeof UserSchema> {
   if (u.kind === "machine")
     return {
       ...common,
-      type: { case: "machine", value: { name: u.machine?.name ?? "", description: u.machine?.description ?? "" } },
+      type: {
+        case: "machine",
+        value: { name: u.machine?.name ?? "", description: u.machine?.description ?? "" },
+      },
     };
   return {
     ...common,

@@ -1,7 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ErrorDetailSchema } from "@zitadel/proto/zitadel/message_pb.js";
-import { DomainError, type ErrorKind } from "../domain/errors.ts";
 import { StoreUnavailable } from "../app/ports.ts";
+import { DomainError, type ErrorKind } from "../domain/errors.ts";
 
 // The one mapping of error kinds to gRPC codes to HTTP statuses.
 const codeOfKind: Record<ErrorKind, Code> = {

@@ -12,7 +12,11 @@ const isPermission = (p: string): p is Permission => known.has(p);
 
 // Authenticates a call and applies the permission its descriptor names; the command then
 // checks the permission again in the scope of the resource it touches.
-export async function callerFor(app: App, method: DescMethod, authorization: string | undefined): Promise<Principal> {
+export async function callerFor(
+  app: App,
+  method: DescMethod,
+  authorization: string | undefined,
+): Promise<Principal> {
   const principal = await app.authenticate(authorization);
   const { permission } = methodOptions(method);
   if (isPermission(permission)) requireAnywhere(principal, permission);

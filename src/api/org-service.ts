@@ -13,12 +13,17 @@ export function organizationService(app: App) {
         if (a.userType.case === "userId") return { userId: a.userType.value, roles: a.roles };
         if (a.userType.case === "human") {
           const h = a.userType.value;
-          if (h.organization?.org.case) throw new ConnectError("An admin's organization is the new one", Code.InvalidArgument);
+          if (h.organization?.org.case)
+            throw new ConnectError("An admin's organization is the new one", Code.InvalidArgument);
           return { human: humanRequest(h, { userId: h.userId, username: h.username }), roles: a.roles };
         }
         throw new ConnectError("Each admin needs a user id or a human user", Code.InvalidArgument);
       });
-      const r = await app.resources.addOrganization(principalOf(ctx), { name: req.name, orgId: req.orgId, admins });
+      const r = await app.resources.addOrganization(principalOf(ctx), {
+        name: req.name,
+        orgId: req.orgId,
+        admins,
+      });
       return {
         details: detailsOut(r.details),
         organizationId: r.orgId,

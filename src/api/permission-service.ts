@@ -20,7 +20,12 @@ function scopeOf(resource: ResourceType | undefined): AdminScope {
 export function internalPermissionService(app: App) {
   return {
     async createAdministrator(req, ctx) {
-      const at = await app.resources.createAdministrator(principalOf(ctx), req.userId, scopeOf(req.resource), req.roles);
+      const at = await app.resources.createAdministrator(
+        principalOf(ctx),
+        req.userId,
+        scopeOf(req.resource),
+        req.roles,
+      );
       return { creationDate: ts(at) };
     },
     async deleteAdministrator(req, ctx) {

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import {
+  create,
   type DescField,
   type DescMessage,
   type DescMethod,
@@ -11,7 +12,6 @@ import {
   type JsonObject,
   type JsonValue,
   toJson,
-  create,
 } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextValues, createHandlerContext } from "@connectrpc/connect";
 import { http as httpRule } from "@zitadel/proto/google/api/annotations_pb.js";
@@ -73,7 +73,14 @@ export function restRoutes(served: readonly ServedService[]) {
       const handler = handlers[method.localName];
       if (!handler || !hasOption(method, httpRule)) continue;
       for (const b of bindingsOf(getOption(method, httpRule))) {
-        routes.push({ verb: b.verb, segments: parseTemplate(b.path), body: b.body, service, method, handler });
+        routes.push({
+          verb: b.verb,
+          segments: parseTemplate(b.path),
+          body: b.body,
+          service,
+          method,
+          handler,
+        });
       }
     }
   }
@@ -168,7 +175,8 @@ async function requestMessage(m: RestMatch, req: Request, url: URL) {
   if (text.trim() !== "") {
     if (m.route.body === "") throw badRequest("this method takes no request body");
     const type = String(req.headers["content-type"] ?? "application/json");
-    if (!type.includes("json")) throw badRequest(`content type ${type} is not supported; send application/json`);
+    if (!type.includes("json"))
+      throw badRequest(`content type ${type} is not supported; send application/json`);
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);

@@ -27,7 +27,11 @@ export function servedServices(app: App): ServedService[] {
   const perm = internalPermissionService(app);
   return [
     { service: UserService, handlers: loosely(user), register: (r) => r.service(UserService, user) },
-    { service: OrganizationService, handlers: loosely(org), register: (r) => r.service(OrganizationService, org) },
+    {
+      service: OrganizationService,
+      handlers: loosely(org),
+      register: (r) => r.service(OrganizationService, org),
+    },
     {
       service: InternalPermissionService,
       handlers: loosely(perm),
@@ -44,7 +48,10 @@ export function methodOptions(method: DescMethod): { permission: string; success
   let cached = optionCache.get(method);
   if (!cached) {
     const o = hasOption(method, zitadelOptions) ? getOption(method, zitadelOptions) : undefined;
-    cached = { permission: o?.authOption?.permission || "authenticated", successCode: o?.httpResponse?.successCode || 200 };
+    cached = {
+      permission: o?.authOption?.permission || "authenticated",
+      successCode: o?.httpResponse?.successCode || 200,
+    };
     optionCache.set(method, cached);
   }
   return cached;

@@ -11,7 +11,10 @@ export function unimplemented<S extends DescService, K extends keyof ServiceImpl
   const impl: Record<string, () => never> = {};
   for (const name of names) {
     impl[name] = () => {
-      throw new ConnectError(`${service.typeName} method ${name} is not implemented by Latchkey`, Code.Unimplemented);
+      throw new ConnectError(
+        `${service.typeName} method ${name} is not implemented by Latchkey`,
+        Code.Unimplemented,
+      );
     };
   }
   return impl as unknown as Pick<ServiceImpl<S>, K>;

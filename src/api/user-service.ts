@@ -36,7 +36,10 @@ const profileOf = (p: SetHumanProfile | undefined): Profile => ({
 // cannot be handed out.
 function emailOf(e: SetHumanEmail | undefined) {
   if (e?.verification.case === "returnCode") throw notYet("Email verification codes");
-  return { email: e?.email ?? "", emailVerified: e?.verification.case === "isVerified" && e.verification.value };
+  return {
+    email: e?.email ?? "",
+    emailVerified: e?.verification.case === "isVerified" && e.verification.value,
+  };
 }
 
 interface HumanFields {
@@ -77,12 +80,17 @@ export function userService(app: App) {
       const ids = { userId: req.userId, orgId: req.organizationId, username: req.username };
       if (req.userType.case === "machine") {
         const m = req.userType.value;
-        const r = await app.users.addMachine(p(ctx), { ...ids, name: m.name, description: m.description ?? "" });
+        const r = await app.users.addMachine(p(ctx), {
+          ...ids,
+          name: m.name,
+          description: m.description ?? "",
+        });
         return { id: r.userId, creationDate: ts(r.created) };
       }
       if (req.userType.case !== "human")
         throw new ConnectError("Either human or machine must be set", Code.InvalidArgument);
-      if (req.organizationId === "") throw new ConnectError("Organization ID is required", Code.InvalidArgument);
+      if (req.organizationId === "")
+        throw new ConnectError("Organization ID is required", Code.InvalidArgument);
       const r = await app.users.addHuman(p(ctx), humanRequest(req.userType.value, ids));
       return { id: r.userId, creationDate: ts(r.created), phoneCode: r.phoneCode };
     },

@@ -7,7 +7,11 @@ import { hashToken } from "./secrets.ts";
 const invalidToken = () => unauthenticated("AUTH-7fs1e", "Token is invalid or expired");
 
 // Turns an `Authorization` header into the caller. Only the token's hash is ever looked up.
-export async function authenticate(deps: AppDeps, instanceId: string, header: string | undefined): Promise<Principal> {
+export async function authenticate(
+  deps: AppDeps,
+  instanceId: string,
+  header: string | undefined,
+): Promise<Principal> {
   if (!header) throw unauthenticated("AUTH-x8ZdW", "auth header missing");
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
   if (!match?.[1]) throw unauthenticated("AUTH-W0ldU", "Authorization header must be 'Bearer <token>'");

@@ -1,5 +1,11 @@
 import { denied, notFound } from "../domain/errors.ts";
-import { holds, holdsAnywhere, holdsOnInstance, type Permission, type Principal } from "../domain/permissions.ts";
+import {
+  holds,
+  holdsAnywhere,
+  holdsOnInstance,
+  type Permission,
+  type Principal,
+} from "../domain/permissions.ts";
 import { type UserState, userExists } from "../domain/user/state.ts";
 
 export interface Rule {

@@ -1,7 +1,6 @@
 import type { AggregateRef, NewEvent } from "../domain/events.ts";
-import { resourceEvent } from "../domain/resource/state.ts";
+import { emptyResource, foldResource, resourceEvent } from "../domain/resource/state.ts";
 import { UserEvent } from "../domain/user/events.ts";
-import { emptyResource, foldResource } from "../domain/resource/state.ts";
 import { emptyUser, foldUser } from "../domain/user/state.ts";
 import type { AppDeps } from "./deps.ts";
 import { newId } from "./ids.ts";
@@ -40,13 +39,23 @@ export async function bootstrap(deps: AppDeps): Promise<Bootstrapped> {
         { type: inst.memberAdded, payload: { userId: adminId, roles: ["IAM_OWNER"] } },
       ],
     },
-    { ref: { type: "org", id: orgId }, owner: orgId, events: [{ type: resourceEvent("org").added, payload: { name: "Default" } }] },
+    {
+      ref: { type: "org", id: orgId },
+      owner: orgId,
+      events: [{ type: resourceEvent("org").added, payload: { name: "Default" } }],
+    },
     {
       ref: { type: "user", id: adminId },
       owner: orgId,
       events: [
-        { type: UserEvent.machineAdded, payload: { username: "admin", name: "Administrator", description: "Created at first start" } },
-        { type: UserEvent.patAdded, payload: { tokenId: newId(), tokenHash: hashToken(token), expiresAt: null } },
+        {
+          type: UserEvent.machineAdded,
+          payload: { username: "admin", name: "Administrator", description: "Created at first start" },
+        },
+        {
+          type: UserEvent.patAdded,
+          payload: { tokenId: newId(), tokenHash: hashToken(token), expiresAt: null },
+        },
       ],
     },
   ];

@@ -1,5 +1,5 @@
-import type { PhoneInput } from "../domain/user/decide.ts";
 import { normalizePhone } from "../domain/phone.ts";
+import type { PhoneInput } from "../domain/user/decide.ts";
 import type { AppDeps } from "./deps.ts";
 import { hashCode, newCode } from "./secrets.ts";
 

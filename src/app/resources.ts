@@ -2,7 +2,12 @@ import { invalid, notFound } from "../domain/errors.ts";
 import type { AggregateRef, NewEvent, RecordedEvent } from "../domain/events.ts";
 import type { Principal } from "../domain/permissions.ts";
 import * as decideResource from "../domain/resource/decide.ts";
-import { emptyResource, foldResource, type ResourceKind, type ResourceState } from "../domain/resource/state.ts";
+import {
+  emptyResource,
+  foldResource,
+  type ResourceKind,
+  type ResourceState,
+} from "../domain/resource/state.ts";
 import * as decideUser from "../domain/user/decide.ts";
 import { foldUser, userExists } from "../domain/user/state.ts";
 import { authorizeOnInstance, authorizeOnOrg, requireAnywhere } from "./authorize.ts";
@@ -129,12 +134,22 @@ export function resourceCommands(deps: AppDeps, instanceId: string, users: UserC
       return { orgId, details: result, createdAdmins: created };
     },
 
-    async createAdministrator(principal: Principal, userId: string, scope: AdminScope, roles: readonly string[]) {
+    async createAdministrator(
+      principal: Principal,
+      userId: string,
+      scope: AdminScope,
+      roles: readonly string[],
+    ) {
       decideUser.requireUserId(userId, "COMMAND-QSF2s");
       return transact(deps, instanceId, principal.userId, async (now) => {
         const resource = await scopeResource(principal, scope);
         if (!userExists(await users.load(userId))) throw notFound("COMMAND-4g3xq", "User could not be found");
-        const w = writeResource(resource, decideResource.addMember(resource, userId, roles).events, principal.userId, now);
+        const w = writeResource(
+          resource,
+          decideResource.addMember(resource, userId, roles).events,
+          principal.userId,
+          now,
+        );
         return { writes: [w.write], readModel: w.readModel, result: () => now };
       });
     },
@@ -143,7 +158,12 @@ export function resourceCommands(deps: AppDeps, instanceId: string, users: UserC
       decideUser.requireUserId(userId, "COMMAND-QSF2s");
       return transact(deps, instanceId, principal.userId, async (now) => {
         const resource = await scopeResource(principal, scope);
-        const w = writeResource(resource, decideResource.removeMember(resource, userId).events, principal.userId, now);
+        const w = writeResource(
+          resource,
+          decideResource.removeMember(resource, userId).events,
+          principal.userId,
+          now,
+        );
         return { writes: [w.write], readModel: w.readModel, result: () => now };
       });
     },

@@ -8,8 +8,14 @@ import { authorizeOnOrg, authorizeOnUser, type Rule, requireAnywhere } from "./a
 import type { AppDeps } from "./deps.ts";
 import { type Details, detailsOf } from "./details.ts";
 import { newId } from "./ids.ts";
+import {
+  deliverCode,
+  issueCode,
+  type PhoneRequest,
+  type PhoneVerification,
+  preparePhone,
+} from "./phone-codes.ts";
 import { projectUser } from "./projection.ts";
-import { deliverCode, issueCode, type PhoneRequest, type PhoneVerification, preparePhone } from "./phone-codes.ts";
 import { codeMatches, hashToken, newToken } from "./secrets.ts";
 import { stamp, transact } from "./transact.ts";
 
@@ -143,7 +149,9 @@ export function userCommands(deps: AppDeps, instanceId: string) {
         }),
       );
       const phoneCode =
-        phone && r.phone ? await deliverCode(deps, phone.input.phone, phone.code, r.phone.verification) : undefined;
+        phone && r.phone
+          ? await deliverCode(deps, phone.input.phone, phone.code, r.phone.verification)
+          : undefined;
       return { ...created, phoneCode };
     },
 

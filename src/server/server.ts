@@ -1,11 +1,11 @@
+import { randomUUID } from "node:crypto";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import type { App } from "../app/app.ts";
-import type { Logger } from "../app/deps.ts";
 import type { ErrorReporter } from "../api/errors.ts";
 import { guardInterceptor } from "../api/guard.ts";
 import { restMethodNotAllowed, restNotFound, restRoutes, serveRest } from "../api/rest.ts";
 import { servedServices } from "../api/services.ts";
-import { randomUUID } from "node:crypto";
+import type { App } from "../app/app.ts";
+import type { Logger } from "../app/deps.ts";
 import { type Listener, listen, type RequestHandler } from "./listener.ts";
 
 export interface ServerOptions {

@@ -1,7 +1,7 @@
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { randomBytes } from "node:crypto";
 import pg from "pg";
 import type { DatabaseConfig } from "../../src/config.ts";
 
@@ -15,7 +15,9 @@ export interface TestDatabase {
 
 const pgAdmin = process.env.LATCHKEY_TEST_POSTGRES_ADMIN_URL;
 
-export const databaseKinds: readonly ("sqlite" | "postgres")[] = pgAdmin ? ["sqlite", "postgres"] : ["sqlite"];
+export const databaseKinds: readonly ("sqlite" | "postgres")[] = pgAdmin
+  ? ["sqlite", "postgres"]
+  : ["sqlite"];
 
 export async function freshDatabase(kind: "sqlite" | "postgres"): Promise<TestDatabase> {
   if (kind === "sqlite") {

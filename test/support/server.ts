@@ -38,7 +38,11 @@ export async function startTestServer(
       sms.push(m);
     },
   };
-  const running = await startLatchkey(config, jsonLogger("info", (l) => logs.push(l)), { sms: sender });
+  const running = await startLatchkey(
+    config,
+    jsonLogger("info", (l) => logs.push(l)),
+    { sms: sender },
+  );
   const adminToken = readFileSync(config.adminPatPath, "utf8").trim();
   const server: TestServer = {
     url: `http://127.0.0.1:${running.port}`,
