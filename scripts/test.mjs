@@ -48,7 +48,7 @@ async function dropTestDatabases() {
 
 const only = process.argv.slice(2);
 if (only.length === 0) {
-  run("npx", ["biome", "check", "."]);
+  run("npx", ["biome", "check", "--error-on-warnings", "."]);
   run("npx", ["tsc", "--noEmit"]);
 }
 

@@ -1,25 +1,12 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError } from "@connectrpc/connect";
-import { ErrorDetailSchema } from "@zitadel/proto/zitadel/message_pb.js";
+import { Code } from "@connectrpc/connect";
+import { expectCode } from "./support/assertions.ts";
 import { type Clients, clients, protocols, rest } from "./support/clients.ts";
 import { databaseKinds } from "./support/databases.ts";
 import { callerWith, humanUser, newOrg } from "./support/fixtures.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
-
-async function expectCode(p: Promise<unknown>, code: Code, id?: string) {
-  await assert.rejects(p, (err: unknown) => {
-    const e = ConnectError.from(err);
-    assert.equal(Code[e.code], Code[code], e.message);
-    if (id) {
-      const [detail] = e.findDetails(ErrorDetailSchema);
-      assert.equal(detail?.id, id);
-      assert.match(e.rawMessage, new RegExp(`\\(${id}\\)$`));
-    }
-    return true;
-  });
-}
 
 for (const db of databaseKinds) {
   describe(`errors and authorization (${db})`, () => {

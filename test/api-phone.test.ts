@@ -1,19 +1,11 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
+import { expectCode } from "./support/assertions.ts";
 import { type Clients, clients, rest } from "./support/clients.ts";
 import { databaseKinds } from "./support/databases.ts";
 import { humanUser } from "./support/fixtures.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
-
-async function expectCode(p: Promise<unknown>, code: Code, id?: string) {
-  await assert.rejects(p, (err: unknown) => {
-    const e = ConnectError.from(err);
-    assert.equal(Code[e.code], Code[code], e.message);
-    if (id) assert.match(e.rawMessage, new RegExp(`\\(${id}\\)$`));
-    return true;
-  });
-}
 
 for (const db of databaseKinds) {
   describe(`phone numbers and codes (${db})`, () => {
