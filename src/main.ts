@@ -1,5 +1,5 @@
 import { ConfigError, loadConfig } from "./config.ts";
-import { startLatchkey } from "./latchkey.ts";
+import { type Running, startLatchkey } from "./latchkey.ts";
 import { jsonLogger } from "./log.ts";
 
 async function main(): Promise<void> {
@@ -14,19 +14,14 @@ async function main(): Promise<void> {
     throw err;
   }
   const log = jsonLogger(config.logLevel);
-  const running = await startLatchkey(config, log);
-  if (running.adminPatWritten) log.info("admin token written", { path: running.adminPatWritten });
-  const shown = config.host === "0.0.0.0" || config.host === "::" ? "localhost" : config.host;
-  log.info("latchkey started", {
-    url: `http://${shown.includes(":") ? `[${shown}]` : shown}:${running.port}`,
-    database: config.database.kind,
-  });
 
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info("stopping: finishing in-flight requests", { signal });
+  // Signals are taken before start: one that arrives while starting stops the server as soon
+  // as it is up, instead of killing the process half-way.
+  let running: Running | null = null;
+  let stopSignal: string | null = null;
+  const stop = () => {
+    if (!running || !stopSignal) return;
+    log.info("stopping: finishing in-flight requests", { signal: stopSignal });
     running.stop().then(
       () => process.exit(0),
       (err) => {
@@ -35,8 +30,22 @@ async function main(): Promise<void> {
       },
     );
   };
-  process.on("SIGTERM", () => stop("SIGTERM"));
-  process.on("SIGINT", () => stop("SIGINT"));
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    process.on(signal, () => {
+      if (stopSignal) return;
+      stopSignal = signal;
+      stop();
+    });
+  }
+
+  running = await startLatchkey(config, log);
+  if (running.adminPatWritten) log.info("admin token written", { path: running.adminPatWritten });
+  const shown = config.host === "0.0.0.0" || config.host === "::" ? "localhost" : config.host;
+  log.info("latchkey started", {
+    url: `http://${shown.includes(":") ? `[${shown}]` : shown}:${running.port}`,
+    database: config.database.kind,
+  });
+  stop();
 }
 
 main().catch((err) => {
