@@ -1,0 +1,75 @@
+// Versioned schema, the PostgreSQL twin of sqlite/migrations.ts: same tables, same rules. A
+// migration that has run is recorded in schema_migrations and never runs again; a new one is
+// appended here, never edited in place once released.
+export const postgresMigrations: readonly { version: number; name: string; sql: string }[] = [
+  {
+    version: 1,
+    name: "event log and read models",
+    sql: `
+      CREATE TABLE events (
+        position       bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        instance_id    text        NOT NULL,
+        aggregate_type text        NOT NULL,
+        aggregate_id   text        NOT NULL,
+        sequence       bigint      NOT NULL,
+        event_type     text        NOT NULL,
+        payload        jsonb,
+        creator        text        NOT NULL,
+        owner          text        NOT NULL,
+        created_at     timestamptz NOT NULL,
+        -- The per-aggregate sequence is what makes two racing writers conflict. The store tells
+        -- this violation from the read models' ones by its name.
+        CONSTRAINT events_aggregate_sequence UNIQUE (instance_id, aggregate_type, aggregate_id, sequence)
+      );
+      -- readLog pages through one instance in position order; without this it scans every instance.
+      CREATE INDEX events_instance_position ON events (instance_id, position);
+      -- One instance per database; the singleton key makes two nodes that bootstrap at the
+      -- same moment conflict instead of creating two instances.
+      CREATE TABLE instances (
+        singleton      smallint PRIMARY KEY CHECK (singleton = 1),
+        id             text     NOT NULL UNIQUE,
+        name           text     NOT NULL,
+        default_org_id text     NOT NULL
+      );
+      CREATE TABLE orgs (
+        instance_id text   NOT NULL,
+        id          text   NOT NULL,
+        name        text   NOT NULL,
+        sequence    bigint NOT NULL,
+        PRIMARY KEY (instance_id, id)
+      );
+      -- One row per user: the folded state, which doubles as the snapshot commands start from.
+      CREATE TABLE users (
+        instance_id text    NOT NULL,
+        id          text    NOT NULL,
+        org_id      text    NOT NULL,
+        username    text    NOT NULL,
+        deleted     boolean NOT NULL,
+        sequence    bigint  NOT NULL,
+        state       jsonb   NOT NULL,
+        PRIMARY KEY (instance_id, id)
+      );
+      CREATE UNIQUE INDEX users_username ON users (instance_id, lower(username)) WHERE NOT deleted;
+      CREATE INDEX users_org ON users (instance_id, org_id);
+      -- expires_at stays text: the port hands back exactly the string it was given, as SQLite does.
+      CREATE TABLE tokens (
+        instance_id text NOT NULL,
+        token_id    text NOT NULL,
+        token_hash  text NOT NULL,
+        user_id     text NOT NULL,
+        expires_at  text,
+        PRIMARY KEY (instance_id, token_id)
+      );
+      CREATE UNIQUE INDEX tokens_hash ON tokens (instance_id, token_hash);
+      CREATE INDEX tokens_user ON tokens (instance_id, user_id);
+      CREATE TABLE members (
+        instance_id text  NOT NULL,
+        user_id     text  NOT NULL,
+        scope_kind  text  NOT NULL,
+        scope_id    text  NOT NULL,
+        roles       jsonb NOT NULL,
+        PRIMARY KEY (instance_id, user_id, scope_id)
+      );
+    `,
+  },
+];

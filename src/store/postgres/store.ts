@@ -1,0 +1,423 @@
+import pg from "pg";
+import {
+  type AppendRequest,
+  ConcurrencyError,
+  type InstanceRow,
+  type OrgRow,
+  type ReadModelChange,
+  type Store,
+  StoreUnavailable,
+  type TokenRow,
+  UniqueViolation,
+} from "../../app/ports.ts";
+import type { AggregateRef, AggregateType, RecordedEvent } from "../../domain/events.ts";
+import type { Membership } from "../../domain/permissions.ts";
+import type { UserState } from "../../domain/user/state.ts";
+import { postgresMigrations } from "./migrations.ts";
+
+export interface PostgresSettings {
+  readonly url: string;
+  readonly poolSize: number;
+  // Bounds every statement on the server; the client gives up on a silent server a little later.
+  readonly statementTimeoutMs: number;
+  // Bounds both opening a connection and waiting for a free one in the pool.
+  readonly connectTimeoutMs: number;
+}
+
+interface EventRow {
+  position: string;
+  aggregate_type: string;
+  aggregate_id: string;
+  sequence: string;
+  event_type: string;
+  payload: Record<string, unknown> | null;
+  creator: string;
+  owner: string;
+  created_at: Date;
+}
+
+const eventColumns =
+  "position, aggregate_type, aggregate_id, sequence, event_type, payload, creator, owner, created_at";
+
+const toEvent = (r: EventRow): RecordedEvent => ({
+  aggregateType: r.aggregate_type as AggregateType,
+  aggregateId: r.aggregate_id,
+  sequence: Number(r.sequence),
+  type: r.event_type,
+  payload: r.payload,
+  creator: r.creator,
+  owner: r.owner,
+  createdAt: r.created_at,
+  position: Number(r.position),
+});
+
+// SQLSTATEs that mean "not now" rather than "never": connection exceptions (08), insufficient
+// resources such as too many connections (53), operator intervention (57: admin shutdown,
+// statement timeout, server starting up), a lock_timeout an operator may have set (55P03), and
+// 25006, which a standby answers to a write after a failover.
+const unavailableClasses = new Set(["08", "53", "57"]);
+const unavailableCodes = new Set(["55P03", "25006"]);
+const isUnavailableCode = (code: string) =>
+  unavailableClasses.has(code.slice(0, 2)) || unavailableCodes.has(code);
+
+// Called only on what a driver call threw. The server's own answers are DatabaseErrors with a
+// SQLSTATE; everything else from the driver is the connection failing (refused, reset, timed
+// out, a client the pool already gave up on), so it never reaches the client as raw pg text.
+function translate(err: unknown): unknown {
+  if (err instanceof StoreUnavailable) return err;
+  if (err instanceof pg.DatabaseError) {
+    const code = err.code ?? "";
+    if (code === "23505") {
+      if (err.constraint === "events_aggregate_sequence")
+        return new ConcurrencyError("an aggregate moved past the expected sequence");
+      if (err.constraint === "users_username") return new UniqueViolation("username");
+      if (err.constraint === "instances_pkey" || err.constraint === "instances_id_key")
+        return new UniqueViolation("instance");
+    }
+    // Two appends locking the same rows in opposite orders, or a serialization failure where the
+    // database defaults to SERIALIZABLE: the aborted one must decide again.
+    if (code === "40P01" || code === "40001")
+      return new ConcurrencyError("transaction aborted by a conflict");
+    if (isUnavailableCode(code)) return new StoreUnavailable("PostgreSQL is unavailable", { cause: err });
+    return err;
+  }
+  return new StoreUnavailable("PostgreSQL is unreachable", { cause: err });
+}
+
+interface Statement {
+  readonly text: string;
+  readonly values: readonly (string | null)[];
+}
+
+// Several statements in one round trip: Parse/Bind/Execute for each, then a single Sync. Up to
+// that Sync the server runs them in one implicit transaction, committed at the Sync; at the first
+// error it skips the rest and rolls all of them back. pg's own Query would add a Sync (and a
+// round trip) per statement, so this speaks the extended protocol itself through pg's
+// Submittable hook. Rows come back as the server's text, one array per statement.
+class Pipeline {
+  readonly done: Promise<(string | null)[][][]>;
+  private readonly results: (string | null)[][][] = [];
+  private rows: (string | null)[][] = [];
+  private settle: { resolve: (r: (string | null)[][][]) => void; reject: (e: unknown) => void } | null = null;
+
+  constructor(private readonly statements: readonly Statement[]) {
+    this.done = new Promise((resolve, reject) => {
+      this.settle = { resolve, reject };
+    });
+  }
+
+  submit(connection: pg.Connection): void {
+    // One write for the whole pipeline. The `true` arguments satisfy @types/pg; pg 8 ignores them.
+    connection.stream.cork();
+    try {
+      for (const s of this.statements) {
+        connection.parse({ name: "", text: s.text, types: [] }, true);
+        connection.bind({ portal: "", statement: "", values: [...s.values] }, true);
+        connection.execute({ portal: "" }, true);
+      }
+      connection.sync();
+    } finally {
+      connection.stream.uncork();
+    }
+  }
+
+  // Neither comes (no Describe is sent, no statement is empty); they are here so that an
+  // unexpected message cannot throw inside pg's client.
+  handleRowDescription(): void {}
+  handleEmptyQuery(): void {
+    this.handleCommandComplete();
+  }
+  handleDataRow(msg: { fields: (string | null)[] }): void {
+    this.rows.push(msg.fields);
+  }
+  handleCommandComplete(): void {
+    this.results.push(this.rows);
+    this.rows = [];
+  }
+  handleError(err: unknown): void {
+    this.settle?.reject(err);
+    this.settle = null;
+  }
+  handleReadyForQuery(): void {
+    this.settle?.resolve(this.results);
+    this.settle = null;
+  }
+}
+
+// The rows are ordered by their place in the request so that positions follow the order of the
+// writes; RETURNING carries the key because its row order is not something PostgreSQL promises.
+const insertEvents = `
+  INSERT INTO events (instance_id, aggregate_type, aggregate_id, sequence, event_type, payload, creator, owner, created_at)
+  SELECT $1::text, e.aggregate_type, e.aggregate_id, e.sequence, e.event_type, e.payload, $2::text, e.owner, $3::timestamptz
+  FROM ROWS FROM (jsonb_to_recordset($4::jsonb)
+         AS (aggregate_type text, aggregate_id text, sequence bigint, event_type text, payload jsonb, owner text))
+       WITH ORDINALITY AS e(aggregate_type, aggregate_id, sequence, event_type, payload, owner, n)
+  ORDER BY e.n
+  RETURNING position, aggregate_type, aggregate_id, sequence`;
+
+const sql = {
+  putUser: `INSERT INTO users (instance_id, id, org_id, username, deleted, sequence, state)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)
+    ON CONFLICT (instance_id, id) DO UPDATE SET org_id = excluded.org_id, username = excluded.username,
+      deleted = excluded.deleted, sequence = excluded.sequence, state = excluded.state`,
+  putToken: `INSERT INTO tokens (instance_id, token_id, token_hash, user_id, expires_at)
+    VALUES ($1, $2, $3, $4, $5)`,
+  deleteToken: "DELETE FROM tokens WHERE instance_id = $1 AND token_id = $2",
+  deleteTokensOfUser: "DELETE FROM tokens WHERE instance_id = $1 AND user_id = $2",
+  putMember: `INSERT INTO members (instance_id, user_id, scope_kind, scope_id, roles) VALUES ($1, $2, $3, $4, $5)
+    ON CONFLICT (instance_id, user_id, scope_id) DO UPDATE SET roles = excluded.roles`,
+  deleteMember: "DELETE FROM members WHERE instance_id = $1 AND user_id = $2 AND scope_id = $3",
+  deleteMembersOfUser: "DELETE FROM members WHERE instance_id = $1 AND user_id = $2",
+  putOrg: `INSERT INTO orgs (instance_id, id, name, sequence) VALUES ($1, $2, $3, $4)
+    ON CONFLICT (instance_id, id) DO UPDATE SET name = excluded.name, sequence = excluded.sequence`,
+  putInstance: `INSERT INTO instances (singleton, id, name, default_org_id) VALUES (1, $1, $2, $3)
+    ON CONFLICT (id) DO UPDATE SET name = excluded.name, default_org_id = excluded.default_org_id`,
+  load: `SELECT ${eventColumns} FROM events
+    WHERE instance_id = $1 AND aggregate_type = $2 AND aggregate_id = $3 AND sequence > $4 ORDER BY sequence`,
+  log: `SELECT ${eventColumns} FROM events WHERE instance_id = $1 AND position > $2 ORDER BY position LIMIT $3`,
+  instance: "SELECT id, name, default_org_id FROM instances",
+  user: "SELECT state FROM users WHERE instance_id = $1 AND id = $2",
+  org: "SELECT id, name FROM orgs WHERE instance_id = $1 AND id = $2",
+  token: "SELECT token_id, user_id, expires_at FROM tokens WHERE instance_id = $1 AND token_hash = $2",
+  members:
+    "SELECT scope_kind, scope_id, roles FROM members WHERE instance_id = $1 AND user_id = $2 ORDER BY scope_id",
+};
+
+function changeStatement(instanceId: string, c: ReadModelChange): Statement {
+  switch (c.kind) {
+    case "user.put":
+      return {
+        text: sql.putUser,
+        values: [
+          instanceId,
+          c.user.id,
+          c.user.orgId,
+          c.user.username,
+          String(c.user.deleted),
+          String(c.user.sequence),
+          JSON.stringify(c.user),
+        ],
+      };
+    case "token.put":
+      return { text: sql.putToken, values: [instanceId, c.tokenId, c.tokenHash, c.userId, c.expiresAt] };
+    case "token.delete":
+      return { text: sql.deleteToken, values: [instanceId, c.tokenId] };
+    case "token.deleteOfUser":
+      return { text: sql.deleteTokensOfUser, values: [instanceId, c.userId] };
+    case "member.put": {
+      const s = c.membership.scope;
+      const scopeId = s.kind === "instance" ? instanceId : s.orgId;
+      return {
+        text: sql.putMember,
+        values: [instanceId, c.userId, s.kind, scopeId, JSON.stringify(c.membership.roles)],
+      };
+    }
+    case "member.delete":
+      return { text: sql.deleteMember, values: [instanceId, c.userId, c.scopeId] };
+    case "member.deleteOfUser":
+      return { text: sql.deleteMembersOfUser, values: [instanceId, c.userId] };
+    case "org.put":
+      return { text: sql.putOrg, values: [instanceId, c.id, c.name, String(c.sequence)] };
+    case "instance.put":
+      return { text: sql.putInstance, values: [c.id, c.name, c.defaultOrgId] };
+  }
+}
+
+// Advisory locks are per database, so this key only serializes nodes that share one database.
+const migrationLockKey = 0x4c61746368; // "Latch"
+
+// Every node runs this at start. The session-level advisory lock lets one node migrate while
+// the others wait and then find nothing left to do; each migration commits on its own, so a
+// crash part way keeps what finished and the next start resumes.
+export async function runPostgresMigrations(client: pg.ClientBase): Promise<number[]> {
+  await client.query("SELECT pg_advisory_lock($1)", [migrationLockKey]);
+  try {
+    await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL)`);
+    const { rows } = await client.query<{ version: number }>("SELECT version FROM schema_migrations");
+    const done = new Set(rows.map((r) => r.version));
+    const applied: number[] = [];
+    for (const m of postgresMigrations) {
+      if (done.has(m.version)) continue;
+      await client.query("BEGIN");
+      try {
+        await client.query(m.sql);
+        await client.query(
+          "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, now())",
+          [m.version, m.name],
+        );
+        await client.query("COMMIT");
+      } catch (err) {
+        await client.query("ROLLBACK").catch(() => {});
+        throw err;
+      }
+      applied.push(m.version);
+    }
+    return applied;
+  } finally {
+    await client.query("SELECT pg_advisory_unlock($1)", [migrationLockKey]).catch(() => {});
+  }
+}
+
+// An error event on a client the pool holds (idle, or checked out between two queries) has no
+// one to go to: the operation that next uses the client fails with StoreUnavailable and the
+// pool replaces it. Without a listener, Node would end the process on the event.
+const ignoreClientError = () => {};
+
+// How long after the statement timeout the client stops waiting for a server that says nothing
+// at all (a frozen host, a network partition), where no statement timeout can fire.
+const silenceGraceMs = 1000;
+
+export async function openPostgresStore(settings: PostgresSettings): Promise<Store> {
+  const connection = {
+    connectionString: settings.url,
+    connectionTimeoutMillis: settings.connectTimeoutMs,
+    // Keeps idle pooled connections alive through firewalls that drop quiet flows, and lets the
+    // kernel notice a peer that vanished; a silent server on a busy connection is the deadline's job.
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
+    application_name: "latchkey",
+  };
+
+  // Migrations get their own connection without the statement timeout: a long migration is
+  // legitimate, and waiting for another node's migration is the point of the lock.
+  const migrator = new pg.Client(connection);
+  migrator.on("error", ignoreClientError);
+  try {
+    await migrator.connect();
+    await runPostgresMigrations(migrator);
+  } catch (err) {
+    throw translate(err);
+  } finally {
+    await migrator.end().catch(() => {});
+  }
+
+  const pool = new pg.Pool({
+    ...connection,
+    max: settings.poolSize,
+    statement_timeout: settings.statementTimeoutMs,
+  });
+  pool.on("error", ignoreClientError);
+  pool.on("connect", (client) => client.on("error", ignoreClientError));
+
+  const answerWithinMs = settings.statementTimeoutMs + silenceGraceMs;
+
+  // Checks a client out, runs the driver calls of `work` on it and gives it back. Only driver
+  // calls belong in `work`: whatever it throws is read as the database's answer or its absence.
+  async function withClient<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    let client: pg.PoolClient;
+    try {
+      client = await pool.connect();
+    } catch (err) {
+      throw translate(err);
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const silence = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new StoreUnavailable(`PostgreSQL did not answer within ${answerWithinMs} ms`)),
+        answerWithinMs,
+      );
+    });
+    try {
+      const result = await Promise.race([work(client), silence]);
+      client.release();
+      return result;
+    } catch (err) {
+      const failure = translate(err);
+      // A client that timed out or lost its connection may still be mid-statement: the pool
+      // closes it instead of handing it to the next caller.
+      client.release(failure instanceof StoreUnavailable ? failure : undefined);
+      throw failure;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  const select = async <R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<R[]> =>
+    (await withClient((c) => c.query<R>(text, values))).rows;
+
+  return {
+    dialect: "postgres",
+    async loadEvents(instanceId: string, ref: AggregateRef, afterSequence: number) {
+      return (await select<EventRow>(sql.load, [instanceId, ref.type, ref.id, afterSequence])).map(toEvent);
+    },
+    async append(req: AppendRequest) {
+      const rows = req.writes.flatMap((w) =>
+        w.events.map((e, i) => ({
+          aggregate_type: w.ref.type,
+          aggregate_id: w.ref.id,
+          sequence: w.expectedSequence + i + 1,
+          event_type: e.type,
+          payload: e.payload,
+          owner: w.owner,
+        })),
+      );
+      const statements: Statement[] = [
+        {
+          text: insertEvents,
+          values: [req.instanceId, req.creator, req.createdAt.toISOString(), JSON.stringify(rows)],
+        },
+        ...req.readModel.map((c) => changeStatement(req.instanceId, c)),
+      ];
+      const results = await withClient((c) => c.query(new Pipeline(statements)).done);
+      const positions = new Map<string, number>();
+      for (const [position, type, id, sequence] of results[0] ?? [])
+        positions.set(JSON.stringify([type, id, Number(sequence)]), Number(position));
+      return req.writes.flatMap((w) =>
+        w.events.map((e, i): RecordedEvent => {
+          const sequence = w.expectedSequence + i + 1;
+          const position = positions.get(JSON.stringify([w.ref.type, w.ref.id, sequence]));
+          if (position === undefined) throw new Error(`no position returned for ${w.ref.type} ${w.ref.id}`);
+          return {
+            ...e,
+            aggregateType: w.ref.type,
+            aggregateId: w.ref.id,
+            sequence,
+            owner: w.owner,
+            creator: req.creator,
+            createdAt: req.createdAt,
+            position,
+          };
+        }),
+      );
+    },
+    async readLog(instanceId: string, afterPosition: number, limit: number) {
+      return (await select<EventRow>(sql.log, [instanceId, afterPosition, limit])).map(toEvent);
+    },
+    async getInstance(): Promise<InstanceRow | null> {
+      const [r] = await select<{ id: string; name: string; default_org_id: string }>(sql.instance, []);
+      return r ? { id: r.id, name: r.name, defaultOrgId: r.default_org_id } : null;
+    },
+    async getUser(instanceId: string, userId: string): Promise<UserState | null> {
+      const [r] = await select<{ state: UserState }>(sql.user, [instanceId, userId]);
+      return r ? r.state : null;
+    },
+    async getOrg(instanceId: string, orgId: string): Promise<OrgRow | null> {
+      const [r] = await select<{ id: string; name: string }>(sql.org, [instanceId, orgId]);
+      return r ? { id: r.id, name: r.name } : null;
+    },
+    async findToken(instanceId: string, tokenHash: string): Promise<TokenRow | null> {
+      const [r] = await select<{ token_id: string; user_id: string; expires_at: string | null }>(sql.token, [
+        instanceId,
+        tokenHash,
+      ]);
+      return r ? { tokenId: r.token_id, userId: r.user_id, expiresAt: r.expires_at } : null;
+    },
+    async membershipsOf(instanceId: string, userId: string): Promise<Membership[]> {
+      const rows = await select<{ scope_kind: string; scope_id: string; roles: string[] }>(sql.members, [
+        instanceId,
+        userId,
+      ]);
+      return rows.map((r) => ({
+        scope: r.scope_kind === "instance" ? { kind: "instance" } : { kind: "org", orgId: r.scope_id },
+        roles: r.roles,
+      }));
+    },
+    async ping() {
+      await withClient((c) => c.query("SELECT 1"));
+    },
+    async close() {
+      await pool.end();
+    },
+  };
+}

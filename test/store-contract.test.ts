@@ -1,0 +1,628 @@
+// The storage contract: every adapter behind the Store port passes the same suite, on a real
+// database of its kind. Test data is made the way the application makes it: domain decisions,
+// stamped, folded and projected into read-model changes.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import Database from "better-sqlite3";
+import pg from "pg";
+import { newId } from "../src/app/ids.ts";
+import { type AppendRequest, ConcurrencyError, type Store, UniqueViolation } from "../src/app/ports.ts";
+import { projectResource, projectUser } from "../src/app/projection.ts";
+import { hashToken, newToken } from "../src/app/secrets.ts";
+import { stamp } from "../src/app/transact.ts";
+import type { DatabaseConfig } from "../src/config.ts";
+import type { AggregateRef, Decision, RecordedEvent } from "../src/domain/events.ts";
+import * as resource from "../src/domain/resource/decide.ts";
+import {
+  emptyResource,
+  foldResource,
+  type ResourceState,
+  resourceEvent,
+} from "../src/domain/resource/state.ts";
+import * as user from "../src/domain/user/decide.ts";
+import type { Profile } from "../src/domain/user/events.ts";
+import { emptyUser, foldUser, type UserState } from "../src/domain/user/state.ts";
+import { openStore } from "../src/store/open.ts";
+import { databaseKinds, freshDatabase, type TestDatabase } from "./support/databases.ts";
+
+// ---- Building appends the way the application does -------------------------------------------
+
+interface Planned<S> {
+  readonly request: AppendRequest;
+  // The state the read models will hold once the append is stored.
+  readonly after: S;
+}
+
+let clock = Date.parse("2024-05-06T07:08:09.123Z");
+// Distinct instants with milliseconds, so a store that rounds or shifts time zones is caught.
+function tick(): Date {
+  clock += 1001;
+  return new Date(clock);
+}
+
+function userPlan(
+  instanceId: string,
+  before: UserState,
+  decide: (s: UserState) => Decision,
+): Planned<UserState> {
+  const decision = decide(before);
+  const createdAt = tick();
+  const creator = `creator-${before.id}`;
+  const ref: AggregateRef = { type: "user", id: before.id };
+  const owner = before.orgId;
+  const stamped = stamp(ref, owner, creator, before.sequence, createdAt, decision.events);
+  const after = foldUser(before, stamped);
+  return {
+    request: {
+      instanceId,
+      creator,
+      createdAt,
+      writes: [{ ref, owner, expectedSequence: before.sequence, events: decision.events }],
+      readModel: projectUser(after, stamped),
+    },
+    after,
+  };
+}
+
+function newUserPlan(instanceId: string, orgId: string, decide: (s: UserState) => Decision, id = newId()) {
+  const decision = decide(emptyUser(id));
+  const createdAt = tick();
+  const ref: AggregateRef = { type: "user", id };
+  const stamped = stamp(ref, orgId, "creator", 0, createdAt, decision.events);
+  const after = foldUser(emptyUser(id), stamped);
+  return {
+    request: {
+      instanceId,
+      creator: "creator",
+      createdAt,
+      writes: [{ ref, owner: orgId, expectedSequence: 0, events: decision.events }],
+      readModel: projectUser(after, stamped),
+    } satisfies AppendRequest,
+    after,
+  };
+}
+
+function resourcePlan(
+  instanceId: string,
+  before: ResourceState,
+  decide: (s: ResourceState) => Decision,
+): Planned<ResourceState> {
+  const decision = decide(before);
+  const createdAt = tick();
+  const ref: AggregateRef = { type: before.kind, id: before.id };
+  const stamped = stamp(ref, before.id, "creator", before.sequence, createdAt, decision.events);
+  const after = foldResource(before, stamped);
+  return {
+    request: {
+      instanceId,
+      creator: "creator",
+      createdAt,
+      writes: [{ ref, owner: before.id, expectedSequence: before.sequence, events: decision.events }],
+      readModel: projectResource(after, stamped, instanceId),
+    },
+    after,
+  };
+}
+
+// Several plans as one append, as the application does when one command touches several aggregates.
+function together(...plans: { request: AppendRequest }[]): AppendRequest {
+  const first = plans[0]!.request;
+  return {
+    ...first,
+    writes: plans.flatMap((p) => p.request.writes),
+    readModel: plans.flatMap((p) => p.request.readModel),
+  };
+}
+
+const profile = (familyName: string): Profile => ({
+  // Quotes, backslashes, non-Latin script and an astral-plane character in one payload.
+  givenName: 'Zoë "Q" O\'Brien \\ 東京 🚀',
+  familyName,
+  nickName: "",
+  displayName: `Zoë ${familyName}`,
+  preferredLanguage: "de",
+  gender: 2,
+});
+
+const human =
+  (username: string, phone = true) =>
+  (s: UserState) =>
+    user.addHuman(s, {
+      username,
+      profile: profile(username),
+      email: `${username}@example.com`,
+      emailVerified: true,
+      phone: phone ? { phone: "+41791234567", verified: true } : null,
+    });
+
+const machine = (username: string) => (s: UserState) =>
+  user.addMachine(s, { username, name: `Machine ${username}`, description: "contract test" });
+
+async function addOrg(store: Store, instanceId: string, name = "Org"): Promise<ResourceState> {
+  const plan = resourcePlan(instanceId, emptyResource("org", newId()), (s) => resource.addResource(s, name));
+  await store.append(plan.request);
+  return plan.after;
+}
+
+async function addUser(store: Store, instanceId: string, orgId: string, decide: (s: UserState) => Decision) {
+  const plan = newUserPlan(instanceId, orgId, decide);
+  await store.append(plan.request);
+  return plan.after;
+}
+
+async function changeUser(
+  store: Store,
+  instanceId: string,
+  before: UserState,
+  decide: (s: UserState) => Decision,
+) {
+  const plan = userPlan(instanceId, before, decide);
+  const recorded = await store.append(plan.request);
+  return { after: plan.after, recorded };
+}
+
+// The instance, its default org and an admin with a token: what the first start writes.
+function bootstrapPlan() {
+  const instanceId = newId();
+  const org = resourcePlan(instanceId, emptyResource("org", newId()), (s) =>
+    resource.addResource(s, "Default"),
+  );
+  const admin = newUserPlan(instanceId, org.after.id, machine(`admin-${instanceId}`));
+  const names = resourceEvent("instance");
+  // As bootstrap does: the instance is added, given its default org and its first admin at once.
+  const instance = resourcePlan(instanceId, emptyResource("instance", instanceId), (s) => ({
+    events: [
+      ...resource.addResource(s, "Latchkey").events,
+      { type: names.defaultOrgSet, payload: { orgId: org.after.id } },
+      { type: names.memberAdded, payload: { userId: admin.after.id, roles: ["IAM_OWNER"] } },
+    ],
+  }));
+  return { instanceId, request: together(instance, org, admin), org: org.after, admin: admin.after };
+}
+
+const sortMemberships = <T extends { scope: { kind: string; orgId?: string } }>(ms: T[]) =>
+  [...ms].sort((a, b) => (a.scope.orgId ?? "").localeCompare(b.scope.orgId ?? ""));
+
+// What schema_migrations says, read past the port: reopening must leave it untouched.
+async function migrationRecords(config: DatabaseConfig): Promise<string[]> {
+  const query =
+    "SELECT version, name, CAST(applied_at AS TEXT) AS applied_at FROM schema_migrations ORDER BY version";
+  if (config.kind === "sqlite") {
+    const db = new Database(config.path, { readonly: true });
+    try {
+      return (db.prepare(query).all() as { version: number; name: string; applied_at: string }[]).map(
+        (r) => `${r.version} ${r.name} ${r.applied_at}`,
+      );
+    } finally {
+      db.close();
+    }
+  }
+  const client = new pg.Client({ connectionString: config.url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ version: number; name: string; applied_at: string }>(query);
+    return rows.map((r) => `${r.version} ${r.name} ${r.applied_at}`);
+  } finally {
+    await client.end();
+  }
+}
+
+async function rejectsWith<E extends Error>(
+  promise: Promise<unknown>,
+  type: new (...args: never[]) => E,
+): Promise<E> {
+  try {
+    await promise;
+  } catch (err) {
+    assert.ok(err instanceof type, `expected ${type.name}, got ${String(err)}`);
+    return err;
+  }
+  assert.fail(`expected ${type.name}, but the call succeeded`);
+}
+
+// ---- The suite, once per adapter ---------------------------------------------------------------
+
+for (const kind of databaseKinds) {
+  describe(`Store contract on ${kind}`, () => {
+    let db: TestDatabase;
+    let store: Store;
+    // A second store on the same database: another node.
+    let other: Store;
+    let boot: ReturnType<typeof bootstrapPlan>;
+    let instanceId: string;
+    let org: ResourceState;
+
+    before(async () => {
+      db = await freshDatabase(kind);
+      store = await openStore(db.config);
+      other = await openStore(db.config);
+      boot = bootstrapPlan();
+      instanceId = boot.instanceId;
+      await store.append(boot.request);
+      org = boot.org;
+    });
+
+    after(async () => {
+      await other?.close();
+      await store?.close();
+      await db?.drop();
+    });
+
+    it("reports its dialect and answers ping", async () => {
+      assert.equal(store.dialect, kind);
+      await store.ping();
+    });
+
+    it("appends events and loads them back exactly", async () => {
+      const plan = newUserPlan(instanceId, org.id, human("roundtrip"));
+      const recorded = await store.append(plan.request);
+      const events = plan.request.writes[0]!.events;
+
+      assert.equal(recorded.length, events.length);
+      assert.deepEqual(
+        recorded.map((e) => e.sequence),
+        events.map((_, i) => i + 1),
+      );
+      for (const [i, e] of recorded.entries()) {
+        assert.equal(e.type, events[i]!.type);
+        assert.deepEqual(e.payload, events[i]!.payload);
+        assert.equal(e.aggregateType, "user");
+        assert.equal(e.aggregateId, plan.after.id);
+        assert.equal(e.owner, org.id);
+        assert.equal(e.creator, "creator");
+        assert.equal(e.createdAt.getTime(), plan.request.createdAt.getTime());
+        if (i > 0) assert.ok(e.position > recorded[i - 1]!.position, "positions increase");
+      }
+      const loaded = await store.loadEvents(instanceId, { type: "user", id: plan.after.id }, 0);
+      assert.deepEqual(loaded, recorded);
+      assert.ok(loaded.every((e) => e.createdAt instanceof Date));
+      assert.equal(loaded[0]!.createdAt.toISOString(), plan.request.createdAt.toISOString());
+
+      // A later append continues the sequence and the log.
+      const { after: afterOtp, recorded: more } = await changeUser(
+        store,
+        instanceId,
+        plan.after,
+        user.addOtpSms,
+      );
+      assert.equal(more[0]!.sequence, recorded.length + 1);
+      assert.ok(more[0]!.position > recorded.at(-1)!.position);
+      const tail = await store.loadEvents(instanceId, { type: "user", id: plan.after.id }, recorded.length);
+      assert.deepEqual(tail, more);
+      assert.deepEqual(await store.getUser(instanceId, plan.after.id), afterOtp);
+      // Another node sees the same.
+      assert.deepEqual(await other.loadEvents(instanceId, { type: "user", id: plan.after.id }, 0), [
+        ...recorded,
+        ...more,
+      ]);
+    });
+
+    it("keeps instances apart", async () => {
+      const u = await addUser(store, instanceId, org.id, human("isolated"));
+      const elsewhere = newId();
+      assert.deepEqual(await store.loadEvents(elsewhere, { type: "user", id: u.id }, 0), []);
+      assert.equal(await store.getUser(elsewhere, u.id), null);
+      assert.equal(await store.getOrg(elsewhere, org.id), null);
+      assert.deepEqual(await store.readLog(elsewhere, 0, 100), []);
+    });
+
+    it("appends to several aggregates atomically, in write order", async () => {
+      const newOrg = resourcePlan(instanceId, emptyResource("org", newId()), (s) =>
+        resource.addResource(s, "Multi"),
+      );
+      const owner = newUserPlan(instanceId, newOrg.after.id, human("multi-owner"));
+      const member = resourcePlan(instanceId, newOrg.after, (s) =>
+        resource.addMember(s, owner.after.id, ["ORG_OWNER"]),
+      );
+      // The org's second write continues from its first within the same append.
+      const request = together(newOrg, owner, member);
+      const recorded = await store.append(request);
+
+      assert.deepEqual(
+        recorded.map((e) => [e.aggregateType, e.aggregateId, e.sequence]),
+        [
+          ["org", newOrg.after.id, 1],
+          ...owner.request.writes[0]!.events.map((_, i) => ["user", owner.after.id, i + 1]),
+          ["org", newOrg.after.id, 2],
+        ],
+      );
+      for (let i = 1; i < recorded.length; i++) assert.ok(recorded[i]!.position > recorded[i - 1]!.position);
+      assert.deepEqual(await store.getOrg(instanceId, newOrg.after.id), {
+        id: newOrg.after.id,
+        name: "Multi",
+      });
+      assert.deepEqual(await store.getUser(instanceId, owner.after.id), owner.after);
+      assert.deepEqual(await store.membershipsOf(instanceId, owner.after.id), [
+        { scope: { kind: "org", orgId: newOrg.after.id }, roles: ["ORG_OWNER"] },
+      ]);
+    });
+
+    it("refuses a stale expected sequence with ConcurrencyError and writes nothing", async () => {
+      const u = await addUser(store, instanceId, org.id, human("stale"));
+      const before = await store.loadEvents(instanceId, { type: "user", id: u.id }, 0);
+      const { after: current } = await changeUser(store, instanceId, u, user.addOtpSms);
+
+      // Decided on the state before the OTP was added: the aggregate has moved on.
+      const stale = userPlan(instanceId, u, user.removePhone);
+      await rejectsWith(store.append(stale.request), ConcurrencyError);
+      assert.equal(
+        (await store.loadEvents(instanceId, { type: "user", id: u.id }, 0)).length,
+        before.length + 1,
+      );
+      assert.deepEqual(await store.getUser(instanceId, u.id), current);
+
+      // All or nothing across aggregates: the fresh org of the same append is not written either.
+      const freshOrg = resourcePlan(instanceId, emptyResource("org", newId()), (s) =>
+        resource.addResource(s, "Lost"),
+      );
+      await rejectsWith(store.append(together(freshOrg, stale)), ConcurrencyError);
+      assert.deepEqual(await store.loadEvents(instanceId, { type: "org", id: freshOrg.after.id }, 0), []);
+      assert.equal(await store.getOrg(instanceId, freshOrg.after.id), null);
+    });
+
+    it("lets exactly one of many concurrent appends on the same sequence win", async () => {
+      const u = await addUser(store, instanceId, org.id, human("racer"));
+      const count = 12;
+      const plans = Array.from({ length: count }, (_, i) =>
+        userPlan(instanceId, u, (s) =>
+          user.setPhone(s, { phone: `+4179123450${i % 10}${i}`, verified: true }),
+        ),
+      );
+      const results = await Promise.allSettled(
+        plans.map((p, i) => (i % 2 === 0 ? store : other).append(p.request)),
+      );
+      const won = results.flatMap((r, i) => (r.status === "fulfilled" ? [i] : []));
+      assert.equal(won.length, 1, "exactly one append wins");
+      for (const r of results)
+        if (r.status === "rejected") assert.ok(r.reason instanceof ConcurrencyError, String(r.reason));
+
+      const winner = plans[won[0]!]!;
+      const events = await store.loadEvents(instanceId, { type: "user", id: u.id }, 0);
+      assert.equal(events.length, u.sequence + winner.request.writes[0]!.events.length);
+      assert.deepEqual(
+        events.map((e) => e.sequence),
+        events.map((_, i) => i + 1),
+      );
+      assert.deepEqual(await store.getUser(instanceId, u.id), winner.after);
+    });
+
+    it("applies read-model changes with the events and rolls them back with them", async () => {
+      const first = await addUser(store, instanceId, org.id, human("Clash"));
+      // Usernames are unique per instance without regard to case.
+      const clash = newUserPlan(instanceId, org.id, human("clash"));
+      const err = await rejectsWith(store.append(clash.request), UniqueViolation);
+      assert.equal(err.what, "username");
+      assert.deepEqual(await store.loadEvents(instanceId, { type: "user", id: clash.after.id }, 0), []);
+      assert.equal(await store.getUser(instanceId, clash.after.id), null);
+
+      // The events of other aggregates in the same append are rolled back too.
+      const withOrg = resourcePlan(instanceId, emptyResource("org", newId()), (s) =>
+        resource.addResource(s, "Clash"),
+      );
+      const clash2 = newUserPlan(instanceId, withOrg.after.id, machine("CLASH"));
+      assert.equal(
+        (await rejectsWith(store.append(together(withOrg, clash2)), UniqueViolation)).what,
+        "username",
+      );
+      assert.deepEqual(await store.loadEvents(instanceId, { type: "org", id: withOrg.after.id }, 0), []);
+      assert.equal(await store.getOrg(instanceId, withOrg.after.id), null);
+
+      // The same name is free in another instance, and again once its holder is deleted.
+      const elsewhere = newUserPlan(newId(), org.id, human("clash"));
+      await store.append(elsewhere.request);
+      await changeUser(store, instanceId, first, user.removeUser);
+      const retry = newUserPlan(instanceId, org.id, human("clash"));
+      await store.append(retry.request);
+      assert.deepEqual(await store.getUser(instanceId, retry.after.id), retry.after);
+    });
+
+    it("returns the user state exactly as projected, including after deletion", async () => {
+      const plan = newUserPlan(instanceId, org.id, human("state"));
+      await store.append(plan.request);
+      assert.deepEqual(await store.getUser(instanceId, plan.after.id), plan.after);
+
+      const { after: removed } = await changeUser(store, instanceId, plan.after, user.removeUser);
+      assert.equal(removed.deleted, true);
+      assert.deepEqual(await store.getUser(instanceId, plan.after.id), removed);
+      assert.equal(await store.getUser(instanceId, newId()), null);
+    });
+
+    it("keeps one instance per database", async () => {
+      assert.deepEqual(await store.getInstance(), {
+        id: instanceId,
+        name: "Latchkey",
+        defaultOrgId: org.id,
+      });
+      assert.deepEqual(await other.getInstance(), await store.getInstance());
+
+      const second = bootstrapPlan();
+      const err = await rejectsWith(store.append(second.request), UniqueViolation);
+      assert.equal(err.what, "instance");
+      assert.deepEqual(await store.readLog(second.instanceId, 0, 100), []);
+      assert.equal(await store.getUser(second.instanceId, second.admin.id), null);
+      assert.equal((await store.getInstance())?.id, instanceId);
+
+      // The existing instance may still change: its row is updated, not duplicated.
+      const instance = foldResource(
+        emptyResource("instance", instanceId),
+        await store.loadEvents(instanceId, { type: "instance", id: instanceId }, 0),
+      );
+      const u = await addUser(store, instanceId, org.id, machine("instance-admin"));
+      await store.append(
+        resourcePlan(instanceId, instance, (s) => resource.addMember(s, u.id, ["IAM_OWNER_VIEWER"])).request,
+      );
+      assert.equal((await store.getInstance())?.id, instanceId);
+      assert.deepEqual(await store.membershipsOf(instanceId, u.id), [
+        { scope: { kind: "instance" }, roles: ["IAM_OWNER_VIEWER"] },
+      ]);
+    });
+
+    it("finds tokens by hash until they are removed or their user is deleted", async () => {
+      const bot = await addUser(store, instanceId, org.id, machine("bot"));
+      const tokens = [newToken(), newToken(), newToken()];
+      const expiresAt = new Date(Date.parse("2031-02-03T04:05:06.789Z"));
+      let state = bot;
+      const ids: string[] = [];
+      for (const [i, token] of tokens.entries()) {
+        const tokenId = newId();
+        ids.push(tokenId);
+        ({ after: state } = await changeUser(store, instanceId, state, (s) =>
+          user.addPersonalAccessToken(s, {
+            tokenId,
+            tokenHash: hashToken(token),
+            expiresAt: i === 0 ? null : expiresAt,
+            now: new Date(clock),
+          }),
+        ));
+      }
+      assert.deepEqual(await store.findToken(instanceId, hashToken(tokens[0]!)), {
+        tokenId: ids[0],
+        userId: bot.id,
+        expiresAt: null,
+      });
+      assert.deepEqual(await store.findToken(instanceId, hashToken(tokens[1]!)), {
+        tokenId: ids[1],
+        userId: bot.id,
+        expiresAt: expiresAt.toISOString(),
+      });
+      assert.equal(await store.findToken(newId(), hashToken(tokens[0]!)), null);
+      assert.equal(await store.findToken(instanceId, hashToken(newToken())), null);
+
+      ({ after: state } = await changeUser(store, instanceId, state, (s) =>
+        user.removePersonalAccessToken(s, ids[0]!),
+      ));
+      assert.equal(await store.findToken(instanceId, hashToken(tokens[0]!)), null);
+      assert.ok(await store.findToken(instanceId, hashToken(tokens[2]!)));
+
+      await changeUser(store, instanceId, state, user.removeUser);
+      for (const token of tokens) assert.equal(await store.findToken(instanceId, hashToken(token)), null);
+    });
+
+    it("tracks memberships through additions, removals and user deletion", async () => {
+      const u = await addUser(store, instanceId, org.id, human("member"));
+      const addA = resourcePlan(instanceId, await addOrg(store, instanceId, "A"), (s) =>
+        resource.addMember(s, u.id, ["ORG_OWNER"]),
+      );
+      const addB = resourcePlan(instanceId, await addOrg(store, instanceId, "B"), (s) =>
+        resource.addMember(s, u.id, ["ORG_USER_MANAGER", "ORG_OWNER_VIEWER"]),
+      );
+      await store.append(addA.request);
+      await store.append(addB.request);
+      const inB = {
+        scope: { kind: "org", orgId: addB.after.id },
+        roles: ["ORG_USER_MANAGER", "ORG_OWNER_VIEWER"],
+      };
+      assert.deepEqual(
+        sortMemberships(await store.membershipsOf(instanceId, u.id)),
+        sortMemberships([{ scope: { kind: "org", orgId: addA.after.id }, roles: ["ORG_OWNER"] }, inB]),
+      );
+
+      await store.append(resourcePlan(instanceId, addA.after, (s) => resource.removeMember(s, u.id)).request);
+      assert.deepEqual(await store.membershipsOf(instanceId, u.id), [inB]);
+
+      const state = await store.getUser(instanceId, u.id);
+      await changeUser(store, instanceId, state!, user.removeUser);
+      assert.deepEqual(await store.membershipsOf(instanceId, u.id), []);
+      assert.deepEqual(await store.membershipsOf(instanceId, newId()), []);
+    });
+
+    it("reads the log of an instance in order, page by page", async () => {
+      const logInstance = newId();
+      const appended: RecordedEvent[] = [];
+      const logOrg = resourcePlan(logInstance, emptyResource("org", newId()), (s) =>
+        resource.addResource(s, "Log"),
+      );
+      appended.push(...(await store.append(logOrg.request)));
+      for (let i = 0; i < 4; i++) {
+        const plan = newUserPlan(logInstance, logOrg.after.id, human(`log-${i}`, i % 2 === 0));
+        appended.push(...(await (i % 2 === 0 ? store : other).append(plan.request)));
+      }
+      // Events of another instance interleave in the table but never in this log.
+      await addUser(store, instanceId, org.id, human("log-noise"));
+
+      const all = await store.readLog(logInstance, 0, 1000);
+      assert.deepEqual(all, appended);
+      for (let i = 1; i < all.length; i++) assert.ok(all[i]!.position > all[i - 1]!.position);
+
+      const paged: RecordedEvent[] = [];
+      let cursor = 0;
+      for (;;) {
+        const page = await store.readLog(logInstance, cursor, 3);
+        assert.ok(page.length <= 3);
+        if (page.length === 0) break;
+        paged.push(...page);
+        cursor = page.at(-1)!.position;
+      }
+      assert.deepEqual(paged, all);
+      assert.deepEqual(await store.readLog(logInstance, all.at(-1)!.position, 10), []);
+      assert.deepEqual(await store.readLog(logInstance, all[1]!.position, 2), all.slice(2, 4));
+    });
+
+    it("answers reads of what does not exist with null or nothing", async () => {
+      assert.equal(await store.getOrg(instanceId, newId()), null);
+      assert.equal(await store.getUser(instanceId, newId()), null);
+      assert.deepEqual(await store.loadEvents(instanceId, { type: "org", id: newId() }, 0), []);
+      assert.deepEqual(await store.loadEvents(instanceId, { type: "user", id: boot.admin.id }, 99), []);
+    });
+
+    it("keeps everything when reopened and does not run migrations again", async () => {
+      const own = await freshDatabase(kind);
+      try {
+        const first = await openStore(own.config);
+        const b = bootstrapPlan();
+        const recorded = await first.append(b.request);
+        await first.close();
+        const migrations = await migrationRecords(own.config);
+        assert.ok(migrations.length > 0);
+
+        const reopened = await openStore(own.config);
+        try {
+          assert.deepEqual(await migrationRecords(own.config), migrations);
+          assert.deepEqual(await reopened.readLog(b.instanceId, 0, 100), recorded);
+          assert.deepEqual(await reopened.getInstance(), {
+            id: b.instanceId,
+            name: "Latchkey",
+            defaultOrgId: b.org.id,
+          });
+          assert.deepEqual(await reopened.getUser(b.instanceId, b.admin.id), b.admin);
+          assert.deepEqual(await reopened.membershipsOf(b.instanceId, b.admin.id), [
+            { scope: { kind: "instance" }, roles: ["IAM_OWNER"] },
+          ]);
+          // The log goes on where it stopped.
+          const more = await reopened.append(
+            newUserPlan(b.instanceId, b.org.id, machine("after-reopen")).request,
+          );
+          assert.ok(more[0]!.position > recorded.at(-1)!.position);
+        } finally {
+          await reopened.close();
+        }
+      } finally {
+        await own.drop();
+      }
+    });
+
+    it("opens three stores at once on a fresh database, and one bootstrap wins", async () => {
+      const own = await freshDatabase(kind);
+      const stores = await Promise.all([openStore(own.config), openStore(own.config), openStore(own.config)]);
+      try {
+        const migrations = await migrationRecords(own.config);
+        assert.equal(new Set(migrations.map((m) => m.split(" ")[0])).size, migrations.length);
+
+        const plans = stores.map(() => bootstrapPlan());
+        const results = await Promise.allSettled(stores.map((s, i) => s.append(plans[i]!.request)));
+        const won = results.flatMap((r, i) => (r.status === "fulfilled" ? [i] : []));
+        assert.equal(won.length, 1, "exactly one instance is created");
+        for (const r of results)
+          if (r.status === "rejected")
+            assert.ok(r.reason instanceof UniqueViolation && r.reason.what === "instance", String(r.reason));
+        const winner = plans[won[0]!]!;
+        for (const s of stores) assert.equal((await s.getInstance())?.id, winner.instanceId);
+        for (const [i, p] of plans.entries())
+          if (i !== won[0]) assert.deepEqual(await stores[0]!.readLog(p.instanceId, 0, 10), []);
+      } finally {
+        await Promise.all(stores.map((s) => s.close()));
+        await own.drop();
+      }
+    });
+  });
+}
