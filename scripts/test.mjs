@@ -1,6 +1,7 @@
 // `npm test`: format and lint, type check, then every test file, on SQLite and, where a
 // PostgreSQL server answers, on PostgreSQL too. In CI (CI=true) PostgreSQL is required.
 import { spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
@@ -37,11 +38,15 @@ async function postgresReachable() {
   }
 }
 
-// Test databases are named lk_t_*; whatever a crashed run left behind is dropped here.
+// Each run names its databases lk_t_<run>_* and drops only its own, so that runs on one
+// machine at the same time leave each other alone.
+const runId = randomBytes(3).toString("hex");
 async function dropTestDatabases() {
   const client = new pg.Client({ connectionString: adminUrl });
   await client.connect();
-  const { rows } = await client.query("SELECT datname FROM pg_database WHERE datname LIKE 'lk_t_%'");
+  const { rows } = await client.query("SELECT datname FROM pg_database WHERE datname LIKE $1", [
+    `lk_t_${runId}_%`,
+  ]);
   for (const r of rows) await client.query(`DROP DATABASE IF EXISTS "${r.datname}" WITH (FORCE)`);
   await client.end();
 }
@@ -56,7 +61,7 @@ const unreachable = await postgresReachable();
 const env = { ...process.env };
 if (unreachable === null) {
   env.LATCHKEY_TEST_POSTGRES_ADMIN_URL = adminUrl;
-  await dropTestDatabases();
+  env.LATCHKEY_TEST_RUN_ID = runId;
 } else if (inCi) {
   console.error(`PostgreSQL is required in CI but ${adminUrl} did not answer: ${unreachable}`);
   process.exit(1);

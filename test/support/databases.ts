@@ -31,7 +31,9 @@ export async function freshDatabase(kind: "sqlite" | "postgres"): Promise<TestDa
     };
   }
   if (!pgAdmin) throw new Error("no PostgreSQL for tests: LATCHKEY_TEST_POSTGRES_ADMIN_URL is unset");
-  const name = `lk_t_${process.pid}_${randomBytes(4).toString("hex")}`;
+  // scripts/test.mjs drops lk_t_<run>_* after the run, should a test not get to drop its own.
+  const run = process.env.LATCHKEY_TEST_RUN_ID ?? "adhoc";
+  const name = `lk_t_${run}_${process.pid}_${randomBytes(4).toString("hex")}`;
   const admin = new pg.Client({ connectionString: pgAdmin });
   await admin.connect();
   await admin.query(`CREATE DATABASE "${name}"`);
