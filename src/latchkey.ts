@@ -3,9 +3,10 @@ import { dirname } from "node:path";
 import { type App, createApp } from "./app/app.ts";
 import { bootstrap } from "./app/bootstrap.ts";
 import type { AppDeps, Logger } from "./app/deps.ts";
-import type { SmsSender } from "./app/ports.ts";
+import type { Clock, SmsSender } from "./app/ports.ts";
 import type { Config } from "./config.ts";
-import { logSmsSender } from "./notify/log-sender.ts";
+import { type OutboxWorker, startOutboxWorker } from "./notify/outbox-worker.ts";
+import { smsSenderFor } from "./notify/providers.ts";
 import { startServer } from "./server/server.ts";
 import { openStore } from "./store/open.ts";
 
@@ -14,11 +15,14 @@ export interface Running {
   readonly port: number;
   // Where the admin token was written on this start, or null when the instance already existed.
   readonly adminPatWritten: string | null;
+  // Sends what the SMS outbox holds.
+  readonly outbox: OutboxWorker;
   stop(): Promise<void>;
 }
 
 export interface Overrides {
   readonly sms?: SmsSender;
+  readonly clock?: Clock;
 }
 
 function writeSecretFile(path: string, content: string): void {
@@ -35,15 +39,26 @@ export async function startLatchkey(
   overrides: Overrides = {},
 ): Promise<Running> {
   const store = await openStore(config.database);
+  const sender = overrides.sms ?? smsSenderFor(config.sms, log);
+  // Set once the worker runs; a message stored before that is found by its first look.
+  let wakeOutbox = () => {};
   const deps: AppDeps = {
     store,
-    clock: { now: () => new Date() },
-    sms: overrides.sms ?? logSmsSender(log),
+    clock: overrides.clock ?? { now: () => new Date() },
+    outboxReady: () => wakeOutbox(),
     log,
     settings: {
       defaultRegion: config.defaultRegion,
       codeTtlMs: config.codeTtlSeconds * 1000,
       maxConflictRetries: 20,
+      sms: {
+        perUserPerHour: config.sms.limitPerUser,
+        perNumberPerHour: config.sms.limitPerNumber,
+        perPrefixPerHour: config.sms.limitPerPrefix,
+        prefixDigits: config.sms.limitPrefixDigits,
+        removalNotice: config.sms.removalNotice,
+        outboxKey: config.sms.outboxKey,
+      },
     },
   };
   try {
@@ -55,12 +70,32 @@ export async function startLatchkey(
     }
     const app = createApp(deps, boot.instance.id);
     const listener = await startServer(app, { port: config.port, host: config.host, log });
+    const outbox = startOutboxWorker(
+      {
+        store,
+        instanceId: boot.instance.id,
+        sender,
+        record: (m, outcome) => app.users.recordSms(m, outcome),
+        clock: deps.clock,
+        log,
+      },
+      {
+        maxAttempts: config.sms.maxAttempts,
+        retryBaseMs: config.sms.retryBaseMs,
+        timeoutMs: config.sms.timeoutMs,
+        outboxKey: config.sms.outboxKey,
+      },
+    );
+    wakeOutbox = outbox.wake;
     return {
       app,
       port: listener.port,
       adminPatWritten,
+      outbox,
+      // No new requests, then no new messages: the worker finishes what is in flight.
       async stop() {
         await listener.close();
+        await outbox.stop();
         await store.close();
       },
     };

@@ -33,6 +33,7 @@ for (const db of databaseKinds) {
         verification: { case: "returnCode", value: {} },
       });
       assert.match(set.verificationCode ?? "", /^[A-Z0-9]{6}$/);
+      await server.smsIdle();
       assert.equal(server.sms.length, 0, "a returned code is not sent");
       await expectCode(
         admin.users.addOTPSMS({ userId: user.userId }),
@@ -65,9 +66,11 @@ for (const db of databaseKinds) {
         phone: "+41791112233",
         verification: { case: "sendCode", value: {} },
       });
+      await server.smsIdle();
       const sms = server.sms.slice(before);
       assert.equal(sms.length, 1);
       assert.equal(sms[0]?.to, "+41791112233");
+      assert.equal(sms[0]?.type, "phone_verification");
       const code = /([A-Z0-9]{6})/.exec(sms[0]?.text ?? "")?.[1] ?? "";
       const log = await server.running.app.deps.store.loadEvents(
         server.running.app.instanceId,
@@ -129,10 +132,13 @@ for (const db of databaseKinds) {
         verification: { case: "returnCode", value: {} },
       });
       assert.equal(changed.details?.sequence, 7n);
+      await server.smsIdle();
       assert.deepEqual((await types(user.userId)).slice(4), [
         "user.human.mfa.otp.sms.removed",
         "user.human.phone.changed",
         "user.human.phone.code.added",
+        // the notice to the number OTP SMS had used
+        "user.human.sms.sent",
       ]);
       const listed = await admin.users.listAuthenticationMethodTypes({ userId: user.userId });
       assert.deepEqual(listed.authMethodTypes, []);
@@ -162,9 +168,11 @@ for (const db of databaseKinds) {
       });
       assert.equal(r.status, 200);
       assert.equal(r.body.details.sequence, "6");
+      await server.smsIdle();
       assert.deepEqual((await types(user.userId)).slice(4), [
         "user.human.mfa.otp.sms.removed",
         "user.human.phone.removed",
+        "user.human.sms.sent",
       ]);
       await expectCode(admin.users.removeOTPSMS({ userId: user.userId }), Code.NotFound, "COMMAND-Sr3h3");
       await expectCode(admin.users.removePhone({ userId: user.userId }), Code.NotFound);

@@ -2,11 +2,23 @@
 // database of its kind. Test data is made the way the application makes it: domain decisions,
 // stamped, folded and projected into read-model changes.
 import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import Database from "better-sqlite3";
 import pg from "pg";
 import { newId } from "../src/app/ids.ts";
-import { type AppendRequest, ConcurrencyError, type Store, UniqueViolation } from "../src/app/ports.ts";
+import {
+  type AppendRequest,
+  type ClaimedMessage,
+  ConcurrencyError,
+  type OutboxChange,
+  OutboxClaimLost,
+  type OutboxMessage,
+  QuotaExceeded,
+  type SendQuota,
+  type Store,
+  UniqueViolation,
+} from "../src/app/ports.ts";
 import { projectResource, projectUser } from "../src/app/projection.ts";
 import { hashToken, newToken } from "../src/app/secrets.ts";
 import { stamp } from "../src/app/transact.ts";
@@ -179,6 +191,52 @@ function bootstrapPlan() {
   }));
   return { instanceId, request: together(instance, org, admin), org: org.after, admin: admin.after };
 }
+
+// An SMS as the application queues it: for a user, with a sealed text and an expiry.
+function sms(userId: string, over: Partial<OutboxMessage> = {}): OutboxMessage {
+  return {
+    id: randomUUID(),
+    userId,
+    type: "phone_verification",
+    to: "+41791234567",
+    language: "de",
+    sealedText: `plain:Ihr Bestätigungscode lautet ${newToken().slice(0, 6)}.`,
+    expiresAt: new Date(clock + 600_000),
+    ...over,
+  };
+}
+
+const enqueue = (message: OutboxMessage, quotas: SendQuota[] = []) =>
+  ({ kind: "enqueue", message, quotas }) as const satisfies OutboxChange;
+
+// A new user whose creation queues messages to them, as AddHumanUser with sendCode does.
+function withOutbox(
+  instanceId: string,
+  orgId: string,
+  name: string,
+  at: Date | null,
+  ...queued: { message?: Partial<OutboxMessage>; quotas?: SendQuota[] }[]
+) {
+  const plan = newUserPlan(instanceId, orgId, human(name));
+  const outbox = queued.map((q) => enqueue(sms(plan.after.id, q.message), q.quotas));
+  return {
+    ...plan,
+    messages: outbox.map((o) => o.message),
+    request: { ...plan.request, ...(at ? { createdAt: at } : {}), outbox },
+  };
+}
+
+const claimAt = (store: Store, instanceId: string, now: Date, limit = 100, staleBefore = new Date(0)) =>
+  store.claimOutbox(instanceId, { now, staleBefore, limit });
+
+const settle = (m: ClaimedMessage, status: "sent" | "failed" = "sent"): OutboxChange => ({
+  kind: "settle",
+  id: m.id,
+  claim: m.claim,
+  status,
+  note: status,
+  providerMessageId: status === "sent" ? `SM${m.id.slice(0, 8)}` : null,
+});
 
 const sortMemberships = <T extends { scope: { kind: string; orgId?: string } }>(ms: T[]) =>
   [...ms].sort((a, b) => (a.scope.orgId ?? "").localeCompare(b.scope.orgId ?? ""));
@@ -623,6 +681,202 @@ for (const kind of databaseKinds) {
         await Promise.all(stores.map((s) => s.close()));
         await own.drop();
       }
+    });
+
+    it("stores an SMS with the events that need it, and neither without the other", async () => {
+      const own = newId();
+      const plan = withOutbox(own, org.id, "outbox-1", null, {});
+      const m = plan.messages[0]!;
+      await store.append(plan.request);
+      const [row] = await other.outboxOf(own, plan.after.id);
+      assert.equal(row?.id, m.id);
+      assert.equal(row?.status, "pending");
+      assert.equal(row?.attempts, 0);
+      assert.equal(row?.to, "+41791234567");
+      assert.equal(row?.type, "phone_verification");
+      assert.equal(row?.hasText, true);
+      assert.equal(row?.createdAt.getTime(), plan.request.createdAt.getTime());
+
+      // An append that loses its race takes its message down with it.
+      const stale = withOutbox(own, org.id, "outbox-1b", null, {});
+      await rejectsWith(
+        store.append({ ...stale.request, writes: [...stale.request.writes, ...plan.request.writes] }),
+        ConcurrencyError,
+      );
+      assert.deepEqual(await store.outboxOf(own, stale.after.id), []);
+
+      // What a claim hands back is what was stored, sealed text and expiry included.
+      const [claimed] = await claimAt(store, own, new Date(plan.request.createdAt.getTime() + 1));
+      assert.equal(claimed?.id, m.id);
+      assert.equal(claimed?.sealedText, m.sealedText);
+      assert.equal(claimed?.expiresAt?.getTime(), m.expiresAt?.getTime());
+      assert.equal(claimed?.language, "de");
+      assert.equal(claimed?.userId, plan.after.id);
+      assert.equal(claimed?.attempt, 1);
+      assert.equal(claimed?.abandoned, false);
+      assert.equal((await store.outboxOf(own, plan.after.id))[0]?.status, "sending");
+    });
+
+    it("counts a sending limit in the database, so that nodes appending at once never exceed it", async () => {
+      const own = newId();
+      const quota: SendQuota = { key: `sms:number:${newId()}`, limit: 3, windowMs: 3600_000 };
+      const at = new Date(clock);
+      const plans = Array.from({ length: 12 }, (_, i) =>
+        withOutbox(own, org.id, `limit-race-${i}`, at, { quotas: [quota] }),
+      );
+      const results = await Promise.allSettled(
+        plans.map((p, i) => (i % 2 === 0 ? store : other).append(p.request)),
+      );
+      const won = results.filter((r) => r.status === "fulfilled");
+      assert.equal(won.length, 3, "exactly the limit gets through");
+      for (const r of results)
+        if (r.status === "rejected") {
+          assert.ok(r.reason instanceof QuotaExceeded, String(r.reason));
+          assert.equal(r.reason.key, quota.key);
+          assert.equal(r.reason.retryAfterMs, 3600_000);
+        }
+      // A refused append wrote nothing: neither the user, nor the message.
+      for (const [i, p] of plans.entries()) {
+        const stored = await store.getUser(own, p.after.id);
+        assert.equal(stored !== null, results[i]!.status === "fulfilled");
+      }
+      const claimed = await claimAt(store, own, new Date(at.getTime() + 1));
+      assert.equal(claimed.length, 3);
+    });
+
+    it("refuses over any one limit, hinting when the oldest counted message leaves the window", async () => {
+      const own = newId();
+      const windowMs = 60_000;
+      const t0 = Date.parse("2030-01-01T00:00:00.000Z");
+      const user1 = { key: "sms:user:1", limit: 2, windowMs };
+      const number = { key: "sms:number:+41791234567", limit: 5, windowMs };
+      const send = (name: string, atMs: number, quotas: SendQuota[]) =>
+        store.append(withOutbox(own, org.id, name, new Date(atMs), { quotas }).request);
+      await send("w1", t0, [user1, number]);
+      await send("w2", t0 + 1000, [user1, number]);
+      const refused = await rejectsWith(send("w3", t0 + 2000, [number, user1]), QuotaExceeded);
+      assert.equal(refused.key, user1.key);
+      assert.equal(refused.retryAfterMs, windowMs - 2000);
+      // Other keys are not held back, and the refused message was not counted.
+      await send("w4", t0 + 3000, [number, { ...user1, key: "sms:user:2" }]);
+      // Once the first message left the window, one more fits.
+      await send("w5", t0 + windowMs + 1, [user1, number]);
+      await rejectsWith(send("w6", t0 + windowMs + 2, [user1]), QuotaExceeded);
+    });
+
+    it("hands each due message to exactly one of several claiming nodes, in the order written", async () => {
+      const own = newId();
+      const at = new Date(clock);
+      const ids: string[] = [];
+      for (let i = 0; i < 10; i++) {
+        const type = i % 2 === 0 ? "phone_verification" : "security_notice";
+        const plan = withOutbox(own, org.id, `claim-${i}`, new Date(at.getTime() + i), { message: { type } });
+        ids.push(plan.messages[0]!.id);
+        await store.append(plan.request);
+      }
+      const later = new Date(at.getTime() + 1000);
+      const rounds = await Promise.all(
+        Array.from({ length: 8 }, (_, i) => claimAt(i % 2 === 0 ? store : other, own, later, 3)),
+      );
+      const claimed = rounds.flat();
+      assert.deepEqual(claimed.map((m) => m.id).sort(), [...ids].sort(), "every message once, none twice");
+      for (const round of rounds) {
+        const order = round.map((m) => ids.indexOf(m.id));
+        assert.deepEqual(
+          order,
+          [...order].sort((a, b) => a - b),
+        );
+      }
+      assert.deepEqual(await claimAt(store, own, later), [], "a claimed message is not due");
+      assert.equal(new Set(claimed.map((m) => m.claim)).size, claimed.length);
+    });
+
+    it("puts a message back for later, and settles it only under its current claim", async () => {
+      const own = newId();
+      const at = new Date(clock);
+      const plan = withOutbox(own, org.id, "retry", at, {});
+      const m0 = plan.messages[0]!;
+      await store.append(plan.request);
+      const [first] = await claimAt(store, own, new Date(at.getTime() + 1));
+      assert.ok(first);
+      const nextAt = new Date(at.getTime() + 5000);
+      assert.equal(await store.retryOutbox(own, first.id, "not-the-claim", nextAt, "HTTP 503"), false);
+      assert.equal(await other.retryOutbox(own, first.id, first.claim, nextAt, "HTTP 503"), true);
+      let [row] = await store.outboxOf(own, plan.after.id);
+      assert.equal(row?.status, "pending");
+      assert.equal(row?.note, "HTTP 503");
+      assert.equal(row?.nextAttemptAt.getTime(), nextAt.getTime());
+      assert.deepEqual(await claimAt(store, own, new Date(nextAt.getTime() - 1)), []);
+      const [second] = await claimAt(other, own, nextAt);
+      assert.equal(second?.id, m0.id);
+      assert.equal(second?.attempt, 2);
+      assert.notEqual(second?.claim, first.claim);
+
+      // The first claim is gone: settling under it fails and takes its events with it.
+      const u = plan.after;
+      const record = userPlan(own, u, user.addOtpSms);
+      await rejectsWith(store.append({ ...record.request, outbox: [settle(first)] }), OutboxClaimLost);
+      assert.equal((await store.loadEvents(own, { type: "user", id: u.id }, 0)).length, u.sequence);
+
+      await store.append({ ...record.request, outbox: [settle(second!)] });
+      [row] = await other.outboxOf(own, u.id);
+      assert.equal(row?.status, "sent");
+      assert.equal(row?.hasText, false, "the text does not outlive the delivery");
+      assert.equal(row?.providerMessageId, `SM${m0.id.slice(0, 8)}`);
+      assert.equal(row?.settledAt?.getTime(), record.request.createdAt.getTime());
+      assert.equal(row?.attempts, 2);
+      assert.deepEqual(await store.getUser(own, u.id), record.after);
+      // Settled is final: neither due again nor settled twice.
+      assert.deepEqual(await claimAt(store, own, new Date(nextAt.getTime() + 3600_000)), []);
+      await rejectsWith(
+        store.append({
+          ...record.request,
+          writes: [],
+          readModel: [],
+          outbox: [settle(second!, "failed")],
+        }),
+        OutboxClaimLost,
+      );
+    });
+
+    it("hands a message claimed too long ago out once more as abandoned, without another attempt", async () => {
+      const own = newId();
+      const at = new Date(clock);
+      await store.append(withOutbox(own, org.id, "abandon", at, {}).request);
+      const claimedAt = new Date(at.getTime() + 1);
+      const [first] = await claimAt(store, own, claimedAt);
+      assert.equal(first?.abandoned, false);
+      // Not yet past the deadline: nobody gets it.
+      assert.deepEqual(await claimAt(other, own, new Date(claimedAt.getTime() + 60_000), 10, claimedAt), []);
+      const later = new Date(claimedAt.getTime() + 120_000);
+      const taken = await Promise.all([
+        claimAt(store, own, later, 10, new Date(claimedAt.getTime() + 1)),
+        claimAt(other, own, later, 10, new Date(claimedAt.getTime() + 1)),
+      ]);
+      const again = taken.flat();
+      assert.equal(again.length, 1, "one node takes it over");
+      assert.equal(again[0]?.id, first?.id);
+      assert.equal(again[0]?.abandoned, true);
+      assert.equal(again[0]?.attempt, 1, "no new attempt is counted: nothing will be sent");
+      assert.equal(await store.retryOutbox(own, first!.id, first!.claim, later, "late"), false);
+    });
+
+    it("forgets settled messages and old limit counts when pruned", async () => {
+      const own = newId();
+      const t0 = Date.parse("2031-01-01T00:00:00.000Z");
+      const quota = { key: "sms:user:prune", limit: 1, windowMs: 3600_000 * 24 };
+      const plan = withOutbox(own, org.id, "prune", new Date(t0), { quotas: [quota] });
+      await store.append(plan.request);
+      const pending = withOutbox(own, org.id, "prune-pending", new Date(t0 + 1), {});
+      await store.append(pending.request);
+      const [mine] = await claimAt(store, own, new Date(t0 + 1), 1);
+      assert.equal(mine?.id, plan.messages[0]!.id);
+      await store.append({ ...userPlan(own, plan.after, user.addOtpSms).request, outbox: [settle(mine!)] });
+      await store.pruneOutbox(own, new Date(Date.now() + 1000), new Date(t0 + 1));
+      assert.deepEqual(await store.outboxOf(own, plan.after.id), []);
+      assert.equal((await store.outboxOf(own, pending.after.id)).length, 1, "unsettled messages stay");
+      // The count went with it: the limit lets another message through.
+      await store.append(withOutbox(own, org.id, "prune-2", new Date(t0 + 2), { quotas: [quota] }).request);
     });
   });
 }

@@ -1,7 +1,9 @@
+import { toJson } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ErrorDetailSchema } from "@zitadel/proto/zitadel/message_pb.js";
 import { StoreUnavailable } from "../app/ports.ts";
 import { DomainError, type ErrorKind } from "../domain/errors.ts";
+import { RetryInfoSchema, retryInfo } from "./retry-info.ts";
 
 // The one mapping of error kinds to gRPC codes to HTTP statuses.
 const codeOfKind: Record<ErrorKind, Code> = {
@@ -40,10 +42,17 @@ const httpStatusOfCode: Record<Code, number> = {
 
 export const httpStatusOf = (code: Code) => httpStatusOfCode[code] ?? 500;
 
-// ZITADEL puts the id after the message, and repeats both in a zitadel.v1.ErrorDetail.
-export function connectErrorOf(kind: ErrorKind, id: string, message: string): ConnectError {
+// ZITADEL puts the id after the message, and repeats both in a zitadel.v1.ErrorDetail. A
+// refusal that passes with time also carries a google.rpc.RetryInfo.
+export function connectErrorOf(
+  kind: ErrorKind,
+  id: string,
+  message: string,
+  retryAfterSeconds?: number,
+): ConnectError {
   return new ConnectError(`${message} (${id})`, codeOfKind[kind], undefined, [
     { desc: ErrorDetailSchema, value: { id, message } },
+    ...(retryAfterSeconds === undefined ? [] : [retryInfo(retryAfterSeconds)]),
   ]);
 }
 
@@ -55,7 +64,7 @@ export interface ErrorReporter {
 // Anything thrown below the API becomes a ConnectError. What we did not foresee becomes
 // Internal with only a reference id: SQL, stacks and paths stay in our log.
 export function toConnectError(err: unknown, report: ErrorReporter): ConnectError {
-  if (err instanceof DomainError) return connectErrorOf(err.kind, err.id, err.message);
+  if (err instanceof DomainError) return connectErrorOf(err.kind, err.id, err.message, err.retryAfterSeconds);
   if (err instanceof ConnectError) return err;
   if (err instanceof StoreUnavailable)
     return connectErrorOf("unavailable", "LK-DB-DOWN", "The database is unavailable; try again shortly");
@@ -63,12 +72,30 @@ export function toConnectError(err: unknown, report: ErrorReporter): ConnectErro
   return connectErrorOf("internal", "LK-INTERNAL", `Internal error; reference ${ref}`);
 }
 
-// The REST body grpc-gateway writes for an error.
-export function restErrorBody(err: ConnectError): { status: number; body: unknown } {
-  const details = err.findDetails(ErrorDetailSchema).map((d) => ({
+// The REST body grpc-gateway writes for an error; a RetryInfo also becomes Retry-After.
+export function restErrorBody(err: ConnectError): {
+  status: number;
+  body: unknown;
+  headers: Record<string, string>;
+} {
+  const details: unknown[] = err.findDetails(ErrorDetailSchema).map((d) => ({
     "@type": "type.googleapis.com/zitadel.v1.ErrorDetail",
     id: d.id,
     message: d.message,
   }));
-  return { status: httpStatusOf(err.code), body: { code: err.code, message: err.rawMessage, details } };
+  const headers: Record<string, string> = {};
+  const [retry] = err.findDetails(RetryInfoSchema);
+  if (retry) {
+    details.push({
+      "@type": "type.googleapis.com/google.rpc.RetryInfo",
+      ...(toJson(RetryInfoSchema, retry) as object),
+    });
+    const seconds = (retry as { retryDelay?: { seconds: bigint } }).retryDelay?.seconds;
+    if (seconds !== undefined) headers["retry-after"] = String(seconds);
+  }
+  return {
+    status: httpStatusOf(err.code),
+    body: { code: err.code, message: err.rawMessage, details },
+    headers,
+  };
 }

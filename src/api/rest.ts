@@ -206,9 +206,13 @@ function headersOf(req: Request): Headers {
   return h;
 }
 
-function send(res: Response, status: number, body: unknown): void {
+function send(res: Response, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const payload = JSON.stringify(body);
-  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(payload) });
+  res.writeHead(status, {
+    ...headers,
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(payload),
+  });
   res.end(payload);
 }
 
@@ -247,7 +251,7 @@ export async function serveRest(
     const msg = create(route.method.output, out as never);
     send(res, methodOptions(route.method).successCode, toJson(route.method.output, msg));
   } catch (err) {
-    const { status, body } = restErrorBody(toConnectError(err, reporter));
-    send(res, status, body);
+    const { status, body, headers } = restErrorBody(toConnectError(err, reporter));
+    send(res, status, body, headers);
   }
 }

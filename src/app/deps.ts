@@ -1,4 +1,4 @@
-import type { Clock, SmsSender, Store } from "./ports.ts";
+import type { Clock, Store } from "./ports.ts";
 
 export interface Logger {
   info(msg: string, fields?: Record<string, unknown>): void;
@@ -13,12 +13,27 @@ export interface AppSettings {
   readonly codeTtlMs: number;
   // How often a command re-decides after losing a race before it gives up.
   readonly maxConflictRetries: number;
+  readonly sms: SmsSettings;
+}
+
+export interface SmsSettings {
+  // Code messages per hour per user, per phone number and per number prefix; 0 turns one off.
+  readonly perUserPerHour: number;
+  readonly perNumberPerHour: number;
+  readonly perPrefixPerHour: number;
+  // How many leading digits (after the +) make a prefix.
+  readonly prefixDigits: number;
+  // Whether removing OTP SMS sends a notice to the number it used.
+  readonly removalNotice: boolean;
+  // The AES-256 key outbox texts are sealed with; null stores them unencrypted.
+  readonly outboxKey: Buffer | null;
 }
 
 export interface AppDeps {
   readonly store: Store;
   readonly clock: Clock;
-  readonly sms: SmsSender;
+  // Tells this node's outbox worker that a message was just stored (other nodes poll).
+  readonly outboxReady: () => void;
   readonly log: Logger;
   readonly settings: AppSettings;
 }

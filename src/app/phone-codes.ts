@@ -1,7 +1,9 @@
 import { normalizePhone } from "../domain/phone.ts";
 import type { PhoneInput } from "../domain/user/decide.ts";
 import type { AppDeps } from "./deps.ts";
+import type { OutboxChange } from "./ports.ts";
 import { hashCode, newCode } from "./secrets.ts";
+import { codeSms } from "./sms-outbox.ts";
 
 // How a new or changed phone number gets verified, as the API's oneof says.
 export type PhoneVerification = "send" | "return" | "verified";
@@ -33,20 +35,24 @@ export function preparePhone(deps: AppDeps, request: PhoneRequest, now: Date): P
   return { input: { phone, verified: false, code: issued }, code };
 }
 
-// Runs after the write is stored: sends the code, or hands it back when the caller asked for it.
-export async function deliverCode(
+// The code goes back to the caller only when asked for.
+export const returnedCode = (code: string | null, verification: PhoneVerification): string | undefined =>
+  verification === "return" ? (code ?? undefined) : undefined;
+
+// The SMS that carries a code the caller asked to have sent; stored with the events that
+// issue the code, so it is sent exactly when the code exists.
+export function codeDelivery(
   deps: AppDeps,
+  user: { readonly id: string; readonly preferredLanguage?: string | undefined },
   phone: string,
-  code: string | null,
+  code: { readonly code: string; readonly expiresAt: Date } | null,
   verification: PhoneVerification,
-): Promise<string | undefined> {
-  if (code === null) return undefined;
-  if (verification === "return") return code;
-  try {
-    await deps.sms.send({ to: phone, type: "phone_verification", text: `Your verification code is ${code}` });
-  } catch (err) {
-    // The code is stored and can be resent; a failed delivery does not undo the change.
-    deps.log.warn("sms delivery failed", { reason: err instanceof Error ? err.message : String(err) });
-  }
-  return undefined;
+  now: Date,
+): OutboxChange[] {
+  if (!code || verification !== "send") return [];
+  return [codeSms(deps, user, phone, { ...code, type: "phone_verification" }, now)];
 }
+
+// A prepared phone's code with its expiry, for codeDelivery.
+export const pendingCode = (p: PreparedPhone | null) =>
+  p?.code && !p.input.verified ? { code: p.code, expiresAt: p.input.code.expiresAt } : null;

@@ -1,5 +1,6 @@
 import type { AggregateRef, NewEvent, RecordedEvent } from "../domain/events.ts";
 import type { Membership } from "../domain/permissions.ts";
+import type { SmsType } from "../domain/user/events.ts";
 import type { UserState } from "../domain/user/state.ts";
 
 // ---- Storage -------------------------------------------------------------------------------
@@ -45,6 +46,96 @@ export interface AppendRequest {
   readonly createdAt: Date;
   readonly writes: readonly AggregateWrite[];
   readonly readModel: readonly ReadModelChange[];
+  // SMS that the events call for, or the outcome of one: stored in the same transaction, so a
+  // message exists exactly when the event that needs it does.
+  readonly outbox?: readonly OutboxChange[];
+}
+
+// ---- The SMS outbox --------------------------------------------------------------------------
+
+export interface OutboxMessage {
+  // Unique per instance; the idempotency key a provider that takes one is given.
+  readonly id: string;
+  readonly userId: string;
+  readonly type: SmsType;
+  // E.164.
+  readonly to: string;
+  readonly language: string;
+  // The text, sealed when an outbox key is configured: it may carry a code. Blanked once the
+  // message is settled.
+  readonly sealedText: string;
+  // After this the message is pointless (the code in it expired) and is not sent.
+  readonly expiresAt: Date | null;
+}
+
+// At most `limit` messages counted under `key` in the `windowMs` before the append; the
+// appended message is counted under it too.
+export interface SendQuota {
+  readonly key: string;
+  readonly limit: number;
+  readonly windowMs: number;
+}
+
+export type OutboxFinalStatus = "sent" | "failed" | "expired";
+export type OutboxStatus = "pending" | "sending" | OutboxFinalStatus;
+
+export type OutboxChange =
+  | { readonly kind: "enqueue"; readonly message: OutboxMessage; readonly quotas: readonly SendQuota[] }
+  | {
+      // Records a claimed message's outcome and blanks its text. The append fails with
+      // OutboxClaimLost when `claim` is no longer the message's current claim.
+      readonly kind: "settle";
+      readonly id: string;
+      readonly claim: string;
+      readonly status: OutboxFinalStatus;
+      readonly note: string;
+      readonly providerMessageId: string | null;
+    };
+
+// A message a worker took to send. Its status is "sending" from the claim on: the attempt is
+// recorded before the provider is called, so a crash leaves a trace instead of a resend.
+export interface ClaimedMessage extends OutboxMessage {
+  readonly createdAt: Date;
+  // Attempts started, this one included.
+  readonly attempt: number;
+  // Names this claim; settling or retrying needs it.
+  readonly claim: string;
+  // True when the message was found "sending" past its deadline: whoever sent it stopped
+  // before recording the outcome. It must be settled, never sent again.
+  readonly abandoned: boolean;
+}
+
+export interface OutboxRow {
+  readonly id: string;
+  readonly userId: string;
+  readonly type: SmsType;
+  readonly to: string;
+  readonly status: OutboxStatus;
+  readonly attempts: number;
+  readonly createdAt: Date;
+  readonly nextAttemptAt: Date;
+  readonly settledAt: Date | null;
+  readonly note: string | null;
+  readonly providerMessageId: string | null;
+  // Whether the (sealed) text is still stored.
+  readonly hasText: boolean;
+}
+
+// A sending limit refused the append; nothing was written.
+export class QuotaExceeded extends Error {
+  override readonly name = "QuotaExceeded";
+  constructor(
+    readonly key: string,
+    // When the oldest counted message leaves the window.
+    readonly retryAfterMs: number,
+  ) {
+    super(`quota ${key} exceeded`);
+  }
+}
+
+// Another worker took the message over (it had been claimed too long ago); nothing was written.
+export class OutboxClaimLost extends Error {
+  override readonly name = "OutboxClaimLost";
 }
 
 // Another writer appended to the aggregate first: reload, decide again.
@@ -97,6 +188,25 @@ export interface Store {
   findToken(instanceId: string, tokenHash: string): Promise<TokenRow | null>;
   membershipsOf(instanceId: string, userId: string): Promise<Membership[]>;
 
+  // Takes up to `limit` messages that are due (pending with nextAttemptAt <= now), or that
+  // were claimed before `staleBefore` and never settled; each one by exactly one caller,
+  // however many nodes ask at once.
+  claimOutbox(
+    instanceId: string,
+    options: { readonly now: Date; readonly staleBefore: Date; readonly limit: number },
+  ): Promise<ClaimedMessage[]>;
+  // Puts a claimed message back for another attempt; false when the claim is no longer held.
+  retryOutbox(
+    instanceId: string,
+    id: string,
+    claim: string,
+    nextAttemptAt: Date,
+    note: string,
+  ): Promise<boolean>;
+  outboxOf(instanceId: string, userId: string): Promise<OutboxRow[]>;
+  // Forgets messages settled before `settledBefore` and limit counts from before `countedBefore`.
+  pruneOutbox(instanceId: string, settledBefore: Date, countedBefore: Date): Promise<void>;
+
   ping(): Promise<void>;
   close(): Promise<void>;
 }
@@ -104,13 +214,38 @@ export interface Store {
 // ---- Other ports -----------------------------------------------------------------------------
 
 export interface SmsMessage {
+  // The outbox id: the same on every attempt, so a receiver can tell a message it has seen.
+  readonly id: string;
   readonly to: string;
   readonly text: string;
-  readonly type: "phone_verification" | "otp" | "security_notice";
+  readonly type: SmsType;
+  readonly language: string;
+  readonly expiresAt: Date | null;
 }
 
+// An SMS provider. `send` resolves once the provider accepted the message, and otherwise
+// throws SmsDeliveryError saying whether the message may have reached it.
 export interface SmsSender {
-  send(message: SmsMessage): Promise<void>;
+  readonly name: string;
+  send(message: SmsMessage): Promise<{ readonly providerMessageId: string | null }>;
+}
+
+// transient: it did not go out, and trying again later can work (no connection, 429, 5xx);
+// permanent: the provider refused it, trying again will not help (4xx);
+// unknown: the request may have reached the provider (cut off mid-way, no answer in time), so
+// sending it again could deliver it twice.
+export type DeliveryOutcome = "transient" | "permanent" | "unknown";
+
+export class SmsDeliveryError extends Error {
+  override readonly name = "SmsDeliveryError";
+  constructor(
+    readonly outcome: DeliveryOutcome,
+    message: string,
+    // The provider's own hint (Retry-After), when it gave one.
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+  }
 }
 
 export interface Clock {

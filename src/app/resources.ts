@@ -14,8 +14,8 @@ import { authorizeOnInstance, authorizeOnOrg, requireAnywhere } from "./authoriz
 import type { AppDeps } from "./deps.ts";
 import { type Details, detailsOf } from "./details.ts";
 import { newId } from "./ids.ts";
-import { deliverCode, type PreparedPhone, preparePhone } from "./phone-codes.ts";
-import type { AggregateWrite, ReadModelChange } from "./ports.ts";
+import { codeDelivery, type PreparedPhone, pendingCode, preparePhone, returnedCode } from "./phone-codes.ts";
+import type { AggregateWrite, OutboxChange, ReadModelChange } from "./ports.ts";
 import { projectResource, projectUser } from "./projection.ts";
 import { stamp, transact } from "./transact.ts";
 import type { NewHumanRequest, UserCommands } from "./users.ts";
@@ -81,6 +81,7 @@ export function resourceCommands(deps: AppDeps, instanceId: string, users: UserC
         const orgEvents = [...decideResource.addResource(org, r.name).events];
         const writes: AggregateWrite[] = [];
         const readModel: ReadModelChange[] = [];
+        const outbox: OutboxChange[] = [];
         phones = [];
         for (const [i, admin] of r.admins.entries()) {
           const roles = admin.roles.length > 0 ? admin.roles : ["ORG_OWNER"];
@@ -103,6 +104,17 @@ export function resourceCommands(deps: AppDeps, instanceId: string, users: UserC
             const stamped = stamp(ref, orgId, principal.userId, 0, now, d.events);
             writes.push({ ref, owner: orgId, expectedSequence: 0, events: d.events });
             readModel.push(...projectUser(foldUser(before, stamped), stamped));
+            if (phone && h.phone)
+              outbox.push(
+                ...codeDelivery(
+                  deps,
+                  { id: userId, preferredLanguage: h.profile.preferredLanguage },
+                  phone.input.phone,
+                  pendingCode(phone),
+                  h.phone.verification,
+                  now,
+                ),
+              );
           } else {
             userId = "userId" in admin ? admin.userId : "";
             phones.push(null);
@@ -116,20 +128,17 @@ export function resourceCommands(deps: AppDeps, instanceId: string, users: UserC
         return {
           writes: [w.write, ...writes],
           readModel: [...w.readModel, ...readModel],
+          outbox,
           result: (recorded): Details => detailsOf(recorded.filter((e) => e.aggregateType === "org")),
         };
       });
-      // Codes go out once the organization and its admins are stored.
       const created = [];
       for (const [i, admin] of r.admins.entries()) {
         const h = humans[i];
         const phone = phones[i];
         if (!h || !("human" in admin)) continue;
-        const code =
-          phone && admin.human.phone
-            ? await deliverCode(deps, phone.input.phone, phone.code, admin.human.phone.verification)
-            : undefined;
-        created.push({ userId: h.id, phoneCode: code });
+        const v = admin.human.phone?.verification;
+        created.push({ userId: h.id, phoneCode: phone && v ? returnedCode(phone.code, v) : undefined });
       }
       return { orgId, details: result, createdAdmins: created };
     },

@@ -1,11 +1,21 @@
 import { alreadyExists, DomainError } from "../domain/errors.ts";
 import type { AggregateRef, NewEvent, RecordedEvent } from "../domain/events.ts";
 import type { AppDeps } from "./deps.ts";
-import { type AggregateWrite, ConcurrencyError, type ReadModelChange, UniqueViolation } from "./ports.ts";
+import {
+  type AggregateWrite,
+  ConcurrencyError,
+  type OutboxChange,
+  QuotaExceeded,
+  type ReadModelChange,
+  UniqueViolation,
+} from "./ports.ts";
+import { limitError } from "./sms-outbox.ts";
 
 export interface Plan<T> {
   readonly writes: readonly AggregateWrite[];
   readonly readModel: readonly ReadModelChange[];
+  // SMS to send because of these events (or outcomes of sent ones), stored with them.
+  readonly outbox?: readonly OutboxChange[];
   // Answered after the writes are stored (a decision that refuses but leaves a trace).
   readonly error?: Error | undefined;
   readonly result: (recorded: readonly RecordedEvent[]) => T;
@@ -44,7 +54,8 @@ export async function transact<T>(
     const now = deps.clock.now();
     const p = await plan(now);
     let recorded: RecordedEvent[] = [];
-    if (p.writes.some((w) => w.events.length > 0)) {
+    const outbox = p.outbox ?? [];
+    if (p.writes.some((w) => w.events.length > 0) || outbox.length > 0) {
       try {
         recorded = await deps.store.append({
           instanceId,
@@ -52,10 +63,13 @@ export async function transact<T>(
           createdAt: now,
           writes: p.writes,
           readModel: p.readModel,
+          outbox,
         });
+        if (outbox.some((c) => c.kind === "enqueue")) deps.outboxReady();
       } catch (err) {
         if (err instanceof UniqueViolation && err.what === "username")
           throw alreadyExists("COMMAND-k2unb", "Username is already taken");
+        if (err instanceof QuotaExceeded) throw limitError(err);
         if (!(err instanceof ConcurrencyError)) throw err;
         if (attempt >= deps.settings.maxConflictRetries)
           throw new DomainError("aborted", "LK-CONFLICT", "Too many concurrent changes; try again");

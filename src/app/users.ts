@@ -1,5 +1,5 @@
 import { invalid, notFound } from "../domain/errors.ts";
-import type { AggregateRef, Decision } from "../domain/events.ts";
+import type { AggregateRef, Decision, NewEvent } from "../domain/events.ts";
 import type { Principal } from "../domain/permissions.ts";
 import * as decide from "../domain/user/decide.ts";
 import type { Profile } from "../domain/user/events.ts";
@@ -9,14 +9,19 @@ import type { AppDeps } from "./deps.ts";
 import { type Details, detailsOf } from "./details.ts";
 import { newId } from "./ids.ts";
 import {
-  deliverCode,
+  codeDelivery,
   issueCode,
   type PhoneRequest,
   type PhoneVerification,
+  type PreparedPhone,
+  pendingCode,
   preparePhone,
+  returnedCode,
 } from "./phone-codes.ts";
+import type { ClaimedMessage, OutboxChange } from "./ports.ts";
 import { projectUser } from "./projection.ts";
 import { codeMatches, hashToken, newToken } from "./secrets.ts";
+import { removalNotices, type SmsOutcome, smsOutcome } from "./sms-outbox.ts";
 import { stamp, transact } from "./transact.ts";
 
 export interface NewHumanRequest {
@@ -36,6 +41,12 @@ export interface NewMachineRequest {
   readonly name: string;
   readonly description: string;
 }
+
+// ZITADEL's creator for what its notification worker writes.
+const notificationCreator = "NOTIFICATION";
+
+// The SMS a decision calls for beyond the removal notices every change gets.
+type Messages = (before: UserState, events: readonly NewEvent[], now: Date) => OutboxChange[];
 
 const rules = {
   addOtpSms: { permission: "user.credential.write", self: true },
@@ -57,17 +68,22 @@ export function userCommands(deps: AppDeps, instanceId: string) {
     return tail.length > 0 ? foldUser(snapshot, tail) : snapshot;
   }
 
-  // Load, authorize, decide, append; again on a lost race.
+  // Load, authorize, decide, append (with the SMS the events call for); again on a lost race.
   function change(
     principal: Principal,
     userId: string,
     rule: Rule,
     decideOn: (s: UserState, now: Date) => Decision,
+    messages?: Messages,
   ): Promise<Details> {
     return transact(deps, instanceId, principal.userId, async (now) => {
       const before = await load(userId);
       authorizeOnUser(principal, rule, before);
       const decision = decideOn(before, now);
+      const outbox = [
+        ...(messages?.(before, decision.events, now) ?? []),
+        ...removalNotices(deps, before, decision.events, now),
+      ];
       const events = stamp(
         ref(userId),
         before.orgId,
@@ -88,6 +104,7 @@ export function userCommands(deps: AppDeps, instanceId: string) {
           },
         ],
         readModel: projectUser(after, events),
+        outbox,
         error: decision.error,
         result: (recorded) => detailsOf(recorded, fallback),
       };
@@ -115,6 +132,7 @@ export function userCommands(deps: AppDeps, instanceId: string) {
     userId: string,
     orgId: string,
     decideOn: (s: UserState) => Decision,
+    messages?: Messages,
   ): Promise<{ userId: string; details: Details; created: Date }> {
     return transact(deps, instanceId, principal.userId, async (now) => {
       const before = await load(userId);
@@ -123,6 +141,7 @@ export function userCommands(deps: AppDeps, instanceId: string) {
       return {
         writes: [{ ref: ref(userId), owner: orgId, expectedSequence: 0, events: decision.events }],
         readModel: projectUser(foldUser(before, events), events),
+        outbox: messages?.(before, decision.events, now) ?? [],
         result: (recorded) => ({ userId, details: detailsOf(recorded), created: now }),
       };
     });
@@ -139,20 +158,32 @@ export function userCommands(deps: AppDeps, instanceId: string) {
       const now = deps.clock.now();
       const phone = r.phone ? preparePhone(deps, r.phone, now) : null;
       const username = (r.username || r.email).trim();
-      const created = await create(principal, userId, orgId, (s) =>
-        decide.addHuman(s, {
-          username,
-          profile: r.profile,
-          email: r.email.trim(),
-          emailVerified: r.emailVerified,
-          phone: phone?.input ?? null,
-        }),
+      const verification = r.phone?.verification ?? "verified";
+      const created = await create(
+        principal,
+        userId,
+        orgId,
+        (s) =>
+          decide.addHuman(s, {
+            username,
+            profile: r.profile,
+            email: r.email.trim(),
+            emailVerified: r.emailVerified,
+            phone: phone?.input ?? null,
+          }),
+        (_, __, at) =>
+          phone
+            ? codeDelivery(
+                deps,
+                { id: userId, preferredLanguage: r.profile.preferredLanguage },
+                phone.input.phone,
+                pendingCode(phone),
+                verification,
+                at,
+              )
+            : [],
       );
-      const phoneCode =
-        phone && r.phone
-          ? await deliverCode(deps, phone.input.phone, phone.code, r.phone.verification)
-          : undefined;
-      return { ...created, phoneCode };
+      return { ...created, phoneCode: phone ? returnedCode(phone.code, verification) : undefined };
     },
 
     async addMachine(principal: Principal, r: NewMachineRequest) {
@@ -176,26 +207,57 @@ export function userCommands(deps: AppDeps, instanceId: string) {
 
     async setPhone(principal: Principal, userId: string, request: PhoneRequest) {
       decide.requireUserId(userId, "COMMAND-xP292j");
-      let issued: { phone: string; code: string | null } = { phone: "", code: null };
-      const d = await change(principal, userId, rules.phone, (s, now) => {
-        checkVerificationChoice(principal, s, request.verification);
-        const p = preparePhone(deps, request, now);
-        issued = { phone: p.input.phone, code: p.code };
-        return decide.setPhone(s, p.input);
-      });
-      return { details: d, code: await deliverCode(deps, issued.phone, issued.code, request.verification) };
+      let prepared: PreparedPhone | null = null;
+      const d = await change(
+        principal,
+        userId,
+        rules.phone,
+        (s, now) => {
+          checkVerificationChoice(principal, s, request.verification);
+          prepared = preparePhone(deps, request, now);
+          return decide.setPhone(s, prepared.input);
+        },
+        (before, _, now) =>
+          prepared
+            ? codeDelivery(
+                deps,
+                { id: userId, preferredLanguage: before.profile?.preferredLanguage },
+                prepared.input.phone,
+                pendingCode(prepared),
+                request.verification,
+                now,
+              )
+            : [],
+      );
+      const p = prepared as PreparedPhone | null;
+      return { details: d, code: returnedCode(p?.code ?? null, request.verification) };
     },
 
     async resendPhoneCode(principal: Principal, userId: string, verification: "send" | "return") {
       decide.requireUserId(userId, "COMMAND-xP292j");
-      let issued: { phone: string; code: string | null } = { phone: "", code: null };
-      const d = await change(principal, userId, rules.phone, (s, now) => {
-        checkVerificationChoice(principal, s, verification);
-        const { code, issued: c } = issueCode(deps, verification, now);
-        issued = { phone: s.phone ?? "", code };
-        return decide.resendPhoneCode(s, c);
-      });
-      return { details: d, code: await deliverCode(deps, issued.phone, issued.code, verification) };
+      let issued: { code: string; expiresAt: Date } | null = null;
+      const d = await change(
+        principal,
+        userId,
+        rules.phone,
+        (s, now) => {
+          checkVerificationChoice(principal, s, verification);
+          const { code, issued: c } = issueCode(deps, verification, now);
+          issued = { code, expiresAt: c.expiresAt };
+          return decide.resendPhoneCode(s, c);
+        },
+        (before, _, now) =>
+          codeDelivery(
+            deps,
+            { id: userId, preferredLanguage: before.profile?.preferredLanguage },
+            before.phone ?? "",
+            issued,
+            verification,
+            now,
+          ),
+      );
+      const sent = issued as { code: string } | null;
+      return { details: d, code: returnedCode(sent?.code ?? null, verification) };
     },
 
     verifyPhone(principal: Principal, userId: string, code: string) {
@@ -219,6 +281,40 @@ export function userCommands(deps: AppDeps, instanceId: string) {
     removeOtpSms(principal: Principal, userId: string) {
       decide.requireUserId(userId, "COMMAND-S3br2");
       return change(principal, userId, rules.removeOtpSms, (s) => decide.removeOtpSms(s));
+    },
+
+    // What became of an SMS to this user: the event on the user and the settled outbox row,
+    // in one append. Written by the notification worker, not by a caller.
+    recordSms(m: ClaimedMessage, outcome: SmsOutcome): Promise<void> {
+      return transact(deps, instanceId, notificationCreator, async (now) => {
+        const before = await load(m.userId);
+        const { decision, settle } = smsOutcome(before, m, outcome);
+        const events = stamp(
+          ref(m.userId),
+          before.orgId,
+          notificationCreator,
+          before.sequence,
+          now,
+          decision.events,
+        );
+        const writes =
+          decision.events.length > 0
+            ? [
+                {
+                  ref: ref(m.userId),
+                  owner: before.orgId,
+                  expectedSequence: before.sequence,
+                  events: decision.events,
+                },
+              ]
+            : [];
+        return {
+          writes,
+          readModel: writes.length > 0 ? projectUser(foldUser(before, events), events) : [],
+          outbox: [settle],
+          result: () => undefined,
+        };
+      });
     },
 
     async addPersonalAccessToken(principal: Principal, userId: string, expiresAt: Date | null) {

@@ -20,6 +20,8 @@ export class DomainError extends Error {
     readonly kind: ErrorKind,
     readonly id: string,
     message: string,
+    // For a refusal that passes with time (a limit reached): when trying again can succeed.
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
   }
@@ -33,3 +35,5 @@ export const precondition = (id: string, message: string) =>
 export const denied = (id: string, message: string) => new DomainError("permission_denied", id, message);
 export const unauthenticated = (id: string, message: string) =>
   new DomainError("unauthenticated", id, message);
+export const exhausted = (id: string, message: string, retryAfterSeconds: number) =>
+  new DomainError("resource_exhausted", id, message, retryAfterSeconds);

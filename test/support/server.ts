@@ -13,35 +13,48 @@ export interface TestServer {
   readonly adminToken: string;
   readonly running: Running;
   readonly database: TestDatabase;
+  // What the in-process SMS provider received (when the server has no provider configured).
   readonly sms: SmsMessage[];
   readonly logs: string[];
+  // Resolves once the SMS outbox has nothing due: what was stored before has been handled.
+  smsIdle(): Promise<void>;
   // Stops the server; with keepData the database stays for a restart.
   stop(opts?: { keepData?: boolean }): Promise<void>;
   restart(): Promise<TestServer>;
 }
 
+export interface TestServerOptions {
+  // Settings as environment variables (LATCHKEY_SMS_PROVIDER=webhook, a limit, ...).
+  readonly env?: Readonly<Record<string, string>>;
+  readonly reuse?: { readonly database: TestDatabase; readonly dir: string };
+}
+
 export async function startTestServer(
   kind: "sqlite" | "postgres" = "sqlite",
-  reuse?: { database: TestDatabase; dir: string },
+  options: TestServerOptions = {},
 ): Promise<TestServer> {
+  const { reuse, env = {} } = options;
   const database = reuse?.database ?? (await freshDatabase(kind));
   const dir = reuse?.dir ?? mkdtempSync(join(tmpdir(), "latchkey-srv-"));
   const config: Config = {
-    ...loadConfig({ LATCHKEY_PORT: "0", LATCHKEY_LOG_LEVEL: "info" }),
+    ...loadConfig({ LATCHKEY_PORT: "0", LATCHKEY_LOG_LEVEL: "info", ...env }),
     database: database.config,
     adminPatPath: join(dir, "admin.pat"),
   };
   const logs: string[] = [];
   const sms: SmsMessage[] = [];
+  // Without a configured provider, messages land in `sms` instead of the log.
   const sender: SmsSender = {
+    name: "test",
     async send(m) {
       sms.push(m);
+      return { providerMessageId: null };
     },
   };
   const running = await startLatchkey(
     config,
     jsonLogger("info", (l) => logs.push(l)),
-    { sms: sender },
+    env.LATCHKEY_SMS_PROVIDER ? {} : { sms: sender },
   );
   const adminToken = readFileSync(config.adminPatPath, "utf8").trim();
   const server: TestServer = {
@@ -51,6 +64,7 @@ export async function startTestServer(
     database,
     sms,
     logs,
+    smsIdle: () => running.outbox.idle(),
     async stop(opts = {}) {
       await running.stop();
       if (!opts.keepData) {
@@ -60,7 +74,7 @@ export async function startTestServer(
     },
     async restart() {
       await running.stop();
-      const next = await startTestServer(kind, { database, dir });
+      const next = await startTestServer(kind, { ...options, reuse: { database, dir } });
       return next;
     },
   };

@@ -1,6 +1,6 @@
 import { alreadyExists, invalid, notFound, precondition } from "../errors.ts";
 import { type Decision, emit, type NewEvent } from "../events.ts";
-import { type PhoneCodeAdded, type Profile, UserEvent } from "./events.ts";
+import { type PhoneCodeAdded, type Profile, type SmsFailed, type SmsSent, UserEvent } from "./events.ts";
 import { type UserState, userExists } from "./state.ts";
 
 // A fresh verification code as the application layer made it: only its hash reaches events.
@@ -146,4 +146,17 @@ export function removePersonalAccessToken(s: UserState, tokenId: string): Decisi
   if (!s.tokens.some((t) => t.id === tokenId))
     throw notFound("COMMAND-4m77G", "Personal access token could not be found");
   return emit({ type: UserEvent.patRemoved, payload: { tokenId } });
+}
+
+// The outcome of an SMS, on the user it went to. A user deleted meanwhile gets no event: the
+// outbox still records what happened to the message.
+export function recordSmsSent(s: UserState, sent: SmsSent): Decision {
+  if (!userExists(s)) return emit();
+  const type = sent.messageType === "phone_verification" ? UserEvent.phoneCodeSent : UserEvent.smsSent;
+  return emit({ type, payload: { ...sent } });
+}
+
+export function recordSmsFailed(s: UserState, failed: SmsFailed): Decision {
+  if (!userExists(s)) return emit();
+  return emit({ type: UserEvent.smsFailed, payload: { ...failed } });
 }

@@ -5,11 +5,16 @@ export const UserEvent = {
   removed: "user.removed",
   phoneChanged: "user.human.phone.changed",
   phoneCodeAdded: "user.human.phone.code.added",
+  // ZITADEL's name for "the verification code left by SMS".
+  phoneCodeSent: "user.human.phone.code.sent",
   phoneVerified: "user.human.phone.verified",
   phoneVerificationFailed: "user.human.phone.verification.failed",
   phoneRemoved: "user.human.phone.removed",
   otpSmsAdded: "user.human.mfa.otp.sms.added",
   otpSmsRemoved: "user.human.mfa.otp.sms.removed",
+  // Latchkey's: any other SMS that left (a security notice), and an SMS that did not.
+  smsSent: "user.human.sms.sent",
+  smsFailed: "user.human.sms.failed",
   patAdded: "user.personal.access.token.added",
   patRemoved: "user.personal.access.token.removed",
 } as const;
@@ -55,4 +60,29 @@ export interface PatAdded {
 
 export interface PatRemoved {
   readonly tokenId: string;
+}
+
+// What an SMS is for; it picks the text, whether it counts towards the sending limits, and
+// the event that records its delivery.
+export type SmsType = "phone_verification" | "otp" | "security_notice";
+
+export interface SmsSent {
+  readonly messageId: string;
+  readonly messageType: SmsType;
+  readonly provider: string;
+  readonly providerMessageId: string | null;
+}
+
+// rejected: the provider refused it for good; gave_up: transient failures until the attempts
+// ran out; expired: the code it carried expired before it could leave; unknown: an attempt
+// was cut off (a crash) after it may have reached the provider, so it is not repeated;
+// unreadable: the stored text cannot be decrypted with the configured key.
+export type SmsFailure = "rejected" | "gave_up" | "expired" | "unknown" | "unreadable";
+
+export interface SmsFailed {
+  readonly messageId: string;
+  readonly messageType: SmsType;
+  readonly reason: SmsFailure;
+  // A short, secret-free description such as "HTTP 400".
+  readonly detail: string;
 }

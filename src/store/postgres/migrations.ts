@@ -72,4 +72,44 @@ export const postgresMigrations: readonly { version: number; name: string; sql: 
       );
     `,
   },
+  {
+    version: 2,
+    name: "sms outbox and sending limits",
+    sql: `
+      -- Messages written with the events that need them; a worker sends them. seq keeps them
+      -- in the order they were written.
+      CREATE TABLE sms_outbox (
+        seq                 bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        instance_id         text        NOT NULL,
+        id                  text        NOT NULL,
+        user_id             text        NOT NULL,
+        type                text        NOT NULL,
+        recipient           text        NOT NULL,
+        language            text        NOT NULL,
+        -- NULL once the message is settled: a code does not outlive its delivery.
+        sealed_text         text,
+        created_at          timestamptz NOT NULL,
+        expires_at          timestamptz,
+        status              text        NOT NULL,
+        attempts            integer     NOT NULL,
+        next_attempt_at     timestamptz NOT NULL,
+        claim               text,
+        claimed_at          timestamptz,
+        settled_at          timestamptz,
+        note                text,
+        provider_message_id text,
+        UNIQUE (instance_id, id)
+      );
+      CREATE INDEX sms_outbox_due ON sms_outbox (instance_id, status, next_attempt_at);
+      CREATE INDEX sms_outbox_user ON sms_outbox (instance_id, user_id);
+      -- One row per message and limit it counts towards (user, number, prefix).
+      CREATE TABLE sms_quota_use (
+        instance_id text        NOT NULL,
+        key         text        NOT NULL,
+        used_at     timestamptz NOT NULL,
+        message_id  text        NOT NULL
+      );
+      CREATE INDEX sms_quota_use_key ON sms_quota_use (instance_id, key, used_at);
+    `,
+  },
 ];

@@ -1,9 +1,16 @@
+import { randomUUID } from "node:crypto";
 import pg from "pg";
 import {
   type AppendRequest,
+  type ClaimedMessage,
   ConcurrencyError,
   type InstanceRow,
   type OrgRow,
+  type OutboxChange,
+  OutboxClaimLost,
+  type OutboxRow,
+  type OutboxStatus,
+  QuotaExceeded,
   type ReadModelChange,
   type Store,
   StoreUnavailable,
@@ -12,7 +19,9 @@ import {
 } from "../../app/ports.ts";
 import type { AggregateRef, AggregateType, RecordedEvent } from "../../domain/events.ts";
 import type { Membership } from "../../domain/permissions.ts";
+import type { SmsType } from "../../domain/user/events.ts";
 import type { UserState } from "../../domain/user/state.ts";
+import { quotaRefusal } from "../quota.ts";
 import { postgresMigrations } from "./migrations.ts";
 
 export interface PostgresSettings {
@@ -64,7 +73,8 @@ const isUnavailableCode = (code: string) =>
 // SQLSTATE; everything else from the driver is the connection failing (refused, reset, timed
 // out, a client the pool already gave up on), so it never reaches the client as raw pg text.
 function translate(err: unknown): unknown {
-  if (err instanceof StoreUnavailable) return err;
+  if (err instanceof StoreUnavailable || err instanceof QuotaExceeded || err instanceof OutboxClaimLost)
+    return err;
   if (err instanceof pg.DatabaseError) {
     const code = err.code ?? "";
     if (code === "23505") {
@@ -154,6 +164,122 @@ const insertEvents = `
        WITH ORDINALITY AS e(aggregate_type, aggregate_id, sequence, event_type, payload, owner, n)
   ORDER BY e.n
   RETURNING position, aggregate_type, aggregate_id, sequence`;
+
+interface OutboxDbRow {
+  seq: string;
+  id: string;
+  user_id: string;
+  type: string;
+  recipient: string;
+  language: string;
+  sealed_text: string | null;
+  created_at: Date;
+  expires_at: Date | null;
+  status: string;
+  attempts: number;
+  next_attempt_at: Date;
+  claim: string | null;
+  settled_at: Date | null;
+  note: string | null;
+  provider_message_id: string | null;
+}
+
+const toOutboxRow = (r: OutboxDbRow): OutboxRow => ({
+  id: r.id,
+  userId: r.user_id,
+  type: r.type as SmsType,
+  to: r.recipient,
+  status: r.status as OutboxStatus,
+  attempts: r.attempts,
+  createdAt: r.created_at,
+  nextAttemptAt: r.next_attempt_at,
+  settledAt: r.settled_at,
+  note: r.note,
+  providerMessageId: r.provider_message_id,
+  hasText: r.sealed_text !== null,
+});
+
+const outbox = {
+  // Serializes the counting of one limit key across nodes until the transaction ends.
+  lock: "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+  quotaUses: `SELECT used_at FROM sms_quota_use WHERE instance_id = $1 AND key = $2 AND used_at > $3
+    ORDER BY used_at`,
+  useQuota: "INSERT INTO sms_quota_use (instance_id, key, used_at, message_id) VALUES ($1, $2, $3, $4)",
+  enqueue: `INSERT INTO sms_outbox (instance_id, id, user_id, type, recipient, language, sealed_text, created_at,
+      expires_at, status, attempts, next_attempt_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', 0, $8)`,
+  settle: `UPDATE sms_outbox SET status = $1, sealed_text = NULL, settled_at = $2, note = $3,
+      provider_message_id = $4, claim = NULL
+    WHERE instance_id = $5 AND id = $6 AND claim = $7 AND status = 'sending'`,
+  // SKIP LOCKED: nodes claiming at the same moment each get other rows, never the same one.
+  claim: `WITH due AS (
+      SELECT seq, status AS was FROM sms_outbox
+      WHERE instance_id = $1
+        AND ((status = 'pending' AND next_attempt_at <= $2) OR (status = 'sending' AND claimed_at < $3))
+      ORDER BY next_attempt_at, seq LIMIT $4
+      FOR UPDATE SKIP LOCKED)
+    UPDATE sms_outbox o SET status = 'sending', claimed_at = $2, claim = $5 || ':' || o.seq,
+      attempts = CASE WHEN due.was = 'pending' THEN o.attempts + 1 ELSE o.attempts END
+    FROM due WHERE o.seq = due.seq
+    RETURNING o.*, due.was`,
+  retry: `UPDATE sms_outbox SET status = 'pending', next_attempt_at = $1, note = $2, claim = NULL, claimed_at = NULL
+    WHERE instance_id = $3 AND id = $4 AND claim = $5 AND status = 'sending'`,
+  of: "SELECT * FROM sms_outbox WHERE instance_id = $1 AND user_id = $2 ORDER BY seq",
+  pruneSettled:
+    "DELETE FROM sms_outbox WHERE instance_id = $1 AND settled_at IS NOT NULL AND settled_at < $2",
+  pruneQuota: "DELETE FROM sms_quota_use WHERE instance_id = $1 AND used_at < $2",
+};
+
+// The outbox part of an append, inside its explicit transaction. Limits are counted under
+// advisory locks taken in one order (no deadlock between two appends); READ COMMITTED gives
+// each count a fresh snapshot, so it sees what the previous holder of the lock committed.
+async function applyOutbox(c: pg.ClientBase, req: AppendRequest, changes: readonly OutboxChange[]) {
+  const at = req.createdAt;
+  const keys = [
+    ...new Set(changes.flatMap((ch) => (ch.kind === "enqueue" ? ch.quotas.map((q) => q.key) : []))),
+  ];
+  for (const key of keys.sort()) await c.query(outbox.lock, [`${req.instanceId}/${key}`]);
+  for (const ch of changes) {
+    if (ch.kind === "settle") {
+      const r = await c.query(outbox.settle, [
+        ch.status,
+        at,
+        ch.note,
+        ch.providerMessageId,
+        req.instanceId,
+        ch.id,
+        ch.claim,
+      ]);
+      if (r.rowCount === 0) throw new OutboxClaimLost(`outbox message ${ch.id} is no longer claimed`);
+      continue;
+    }
+    let refusal: QuotaExceeded | null = null;
+    for (const quota of ch.quotas) {
+      const since = new Date(at.getTime() - quota.windowMs);
+      const { rows } = await c.query<{ used_at: Date }>(outbox.quotaUses, [req.instanceId, quota.key, since]);
+      const exceeded = quotaRefusal(
+        quota,
+        rows.map((r) => r.used_at),
+        at,
+      );
+      if (exceeded && (!refusal || exceeded.retryAfterMs > refusal.retryAfterMs)) refusal = exceeded;
+    }
+    if (refusal) throw refusal;
+    const m = ch.message;
+    for (const quota of ch.quotas) await c.query(outbox.useQuota, [req.instanceId, quota.key, at, m.id]);
+    await c.query(outbox.enqueue, [
+      req.instanceId,
+      m.id,
+      m.userId,
+      m.type,
+      m.to,
+      m.language,
+      m.sealedText,
+      at,
+      m.expiresAt,
+    ]);
+  }
+}
 
 const sql = {
   putUser: `INSERT INTO users (instance_id, id, org_id, username, deleted, sequence, state)
@@ -359,7 +485,22 @@ export async function openPostgresStore(settings: PostgresSettings): Promise<Sto
         },
         ...req.readModel.map((c) => changeStatement(req.instanceId, c)),
       ];
-      const results = await withClient((c) => c.query(new Pipeline(statements)).done);
+      const changes = req.outbox ?? [];
+      // Without outbox changes the pipeline is the whole transaction; with them, an explicit
+      // one, because a limit or a lost claim must be able to refuse the append.
+      const results = await withClient(async (c) => {
+        if (changes.length === 0) return c.query(new Pipeline(statements)).done;
+        await c.query("BEGIN");
+        try {
+          const done = await c.query(new Pipeline(statements)).done;
+          await applyOutbox(c, req, changes);
+          await c.query("COMMIT");
+          return done;
+        } catch (err) {
+          await c.query("ROLLBACK").catch(() => {});
+          throw err;
+        }
+      });
       const positions = new Map<string, number>();
       for (const [position, type, id, sequence] of results[0] ?? [])
         positions.set(JSON.stringify([type, id, Number(sequence)]), Number(position));
@@ -412,6 +553,46 @@ export async function openPostgresStore(settings: PostgresSettings): Promise<Sto
         scope: r.scope_kind === "instance" ? { kind: "instance" } : { kind: "org", orgId: r.scope_id },
         roles: r.roles,
       }));
+    },
+    async claimOutbox(instanceId, options) {
+      const rows = await select<OutboxDbRow & { was: string }>(outbox.claim, [
+        instanceId,
+        options.now,
+        options.staleBefore,
+        options.limit,
+        randomUUID(),
+      ]);
+      rows.sort(
+        (a, b) => a.next_attempt_at.getTime() - b.next_attempt_at.getTime() || Number(a.seq) - Number(b.seq),
+      );
+      return rows.map(
+        (r): ClaimedMessage => ({
+          id: r.id,
+          userId: r.user_id,
+          type: r.type as SmsType,
+          to: r.recipient,
+          language: r.language,
+          sealedText: r.sealed_text ?? "",
+          expiresAt: r.expires_at,
+          createdAt: r.created_at,
+          attempt: r.attempts,
+          claim: r.claim ?? "",
+          abandoned: r.was === "sending",
+        }),
+      );
+    },
+    async retryOutbox(instanceId, id, claim, nextAttemptAt, note) {
+      const r = await withClient((c) => c.query(outbox.retry, [nextAttemptAt, note, instanceId, id, claim]));
+      return (r.rowCount ?? 0) > 0;
+    },
+    async outboxOf(instanceId, userId) {
+      return (await select<OutboxDbRow>(outbox.of, [instanceId, userId])).map(toOutboxRow);
+    },
+    async pruneOutbox(instanceId, settledBefore, countedBefore) {
+      await withClient(async (c) => {
+        await c.query(outbox.pruneSettled, [instanceId, settledBefore]);
+        await c.query(outbox.pruneQuota, [instanceId, countedBefore]);
+      });
     },
     async ping() {
       await withClient((c) => c.query("SELECT 1"));

@@ -67,4 +67,44 @@ export const sqliteMigrations: readonly { version: number; name: string; sql: st
       );
     `,
   },
+  {
+    version: 2,
+    name: "sms outbox and sending limits",
+    sql: `
+      -- Messages written with the events that need them; a worker sends them. seq keeps them
+      -- in the order they were written.
+      CREATE TABLE sms_outbox (
+        seq                 INTEGER PRIMARY KEY AUTOINCREMENT,
+        instance_id         TEXT    NOT NULL,
+        id                  TEXT    NOT NULL,
+        user_id             TEXT    NOT NULL,
+        type                TEXT    NOT NULL,
+        recipient           TEXT    NOT NULL,
+        language            TEXT    NOT NULL,
+        -- NULL once the message is settled: a code does not outlive its delivery.
+        sealed_text         TEXT,
+        created_at          TEXT    NOT NULL,
+        expires_at          TEXT,
+        status              TEXT    NOT NULL,
+        attempts            INTEGER NOT NULL,
+        next_attempt_at     TEXT    NOT NULL,
+        claim               TEXT,
+        claimed_at          TEXT,
+        settled_at          TEXT,
+        note                TEXT,
+        provider_message_id TEXT,
+        UNIQUE (instance_id, id)
+      );
+      CREATE INDEX sms_outbox_due ON sms_outbox (instance_id, status, next_attempt_at);
+      CREATE INDEX sms_outbox_user ON sms_outbox (instance_id, user_id);
+      -- One row per message and limit it counts towards (user, number, prefix).
+      CREATE TABLE sms_quota_use (
+        instance_id TEXT NOT NULL,
+        key         TEXT NOT NULL,
+        used_at     TEXT NOT NULL,
+        message_id  TEXT NOT NULL
+      );
+      CREATE INDEX sms_quota_use_key ON sms_quota_use (instance_id, key, used_at);
+    `,
+  },
 ];

@@ -1,11 +1,18 @@
+import { randomUUID } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import {
   type AppendRequest,
+  type ClaimedMessage,
   ConcurrencyError,
   type InstanceRow,
   type OrgRow,
+  type OutboxChange,
+  OutboxClaimLost,
+  type OutboxRow,
+  type OutboxStatus,
+  type QuotaExceeded,
   type ReadModelChange,
   type Store,
   type TokenRow,
@@ -13,7 +20,9 @@ import {
 } from "../../app/ports.ts";
 import type { AggregateRef, AggregateType, RecordedEvent } from "../../domain/events.ts";
 import type { Membership } from "../../domain/permissions.ts";
+import type { SmsType } from "../../domain/user/events.ts";
 import type { UserState } from "../../domain/user/state.ts";
+import { quotaRefusal } from "../quota.ts";
 import { sqliteMigrations } from "./migrations.ts";
 
 interface EventRow {
@@ -38,6 +47,39 @@ const toEvent = (r: EventRow): RecordedEvent => ({
   owner: r.owner,
   createdAt: new Date(r.created_at),
   position: r.position,
+});
+
+interface OutboxDbRow {
+  seq: number;
+  id: string;
+  user_id: string;
+  type: string;
+  recipient: string;
+  language: string;
+  sealed_text: string | null;
+  created_at: string;
+  expires_at: string | null;
+  status: string;
+  attempts: number;
+  next_attempt_at: string;
+  settled_at: string | null;
+  note: string | null;
+  provider_message_id: string | null;
+}
+
+const toOutboxRow = (r: OutboxDbRow): OutboxRow => ({
+  id: r.id,
+  userId: r.user_id,
+  type: r.type as SmsType,
+  to: r.recipient,
+  status: r.status as OutboxStatus,
+  attempts: r.attempts,
+  createdAt: new Date(r.created_at),
+  nextAttemptAt: new Date(r.next_attempt_at),
+  settledAt: r.settled_at === null ? null : new Date(r.settled_at),
+  note: r.note,
+  providerMessageId: r.provider_message_id,
+  hasText: r.sealed_text !== null,
 });
 
 const uniqueCodes = new Set(["SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"]);
@@ -118,6 +160,37 @@ export function openSqliteStore(path: string): Store {
       `INSERT INTO orgs VALUES (?, ?, ?, ?)
        ON CONFLICT (instance_id, id) DO UPDATE SET name = excluded.name, sequence = excluded.sequence`,
     ),
+    quotaUses: db.prepare(
+      "SELECT used_at FROM sms_quota_use WHERE instance_id = ? AND key = ? AND used_at > ? ORDER BY used_at",
+    ),
+    useQuota: db.prepare("INSERT INTO sms_quota_use VALUES (?, ?, ?, ?)"),
+    enqueue: db.prepare(
+      `INSERT INTO sms_outbox (instance_id, id, user_id, type, recipient, language, sealed_text, created_at,
+         expires_at, status, attempts, next_attempt_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?)`,
+    ),
+    settle: db.prepare(
+      `UPDATE sms_outbox SET status = ?, sealed_text = NULL, settled_at = ?, note = ?, provider_message_id = ?,
+         claim = NULL
+       WHERE instance_id = ? AND id = ? AND claim = ? AND status = 'sending'`,
+    ),
+    due: db.prepare(
+      `SELECT * FROM sms_outbox
+       WHERE instance_id = ? AND ((status = 'pending' AND next_attempt_at <= ?) OR (status = 'sending' AND claimed_at < ?))
+       ORDER BY next_attempt_at, seq LIMIT ?`,
+    ),
+    claim: db.prepare(
+      "UPDATE sms_outbox SET status = 'sending', claim = ?, claimed_at = ?, attempts = ? WHERE seq = ?",
+    ),
+    retry: db.prepare(
+      `UPDATE sms_outbox SET status = 'pending', next_attempt_at = ?, note = ?, claim = NULL, claimed_at = NULL
+       WHERE instance_id = ? AND id = ? AND claim = ? AND status = 'sending'`,
+    ),
+    outboxOf: db.prepare("SELECT * FROM sms_outbox WHERE instance_id = ? AND user_id = ? ORDER BY seq"),
+    pruneSettled: db.prepare(
+      "DELETE FROM sms_outbox WHERE instance_id = ? AND settled_at IS NOT NULL AND settled_at < ?",
+    ),
+    pruneQuota: db.prepare("DELETE FROM sms_quota_use WHERE instance_id = ? AND used_at < ?"),
     putInstance: db.prepare(
       `INSERT INTO instances VALUES (1, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET name = excluded.name, default_org_id = excluded.default_org_id`,
@@ -167,6 +240,69 @@ export function openSqliteStore(path: string): Store {
     }
   }
 
+  // Inside the append's IMMEDIATE transaction, which holds the database's write lock: no other
+  // writer, on this node or another, can count or add between the count and the insert.
+  function applyOutbox(instanceId: string, at: Date, c: OutboxChange): void {
+    const atIso = at.toISOString();
+    if (c.kind === "settle") {
+      const info = q.settle.run(c.status, atIso, c.note, c.providerMessageId, instanceId, c.id, c.claim);
+      if (info.changes === 0) throw new OutboxClaimLost(`outbox message ${c.id} is no longer claimed`);
+      return;
+    }
+    let refusal: QuotaExceeded | null = null;
+    for (const quota of c.quotas) {
+      const since = new Date(at.getTime() - quota.windowMs).toISOString();
+      const uses = q.quotaUses.all(instanceId, quota.key, since) as { used_at: string }[];
+      const exceeded = quotaRefusal(
+        quota,
+        uses.map((u) => new Date(u.used_at)),
+        at,
+      );
+      if (exceeded && (!refusal || exceeded.retryAfterMs > refusal.retryAfterMs)) refusal = exceeded;
+    }
+    if (refusal) throw refusal;
+    const m = c.message;
+    for (const quota of c.quotas) q.useQuota.run(instanceId, quota.key, atIso, m.id);
+    q.enqueue.run(
+      instanceId,
+      m.id,
+      m.userId,
+      m.type,
+      m.to,
+      m.language,
+      m.sealedText,
+      atIso,
+      m.expiresAt?.toISOString() ?? null,
+      atIso,
+    );
+  }
+
+  const claimTx = db.transaction(
+    (instanceId: string, now: Date, staleBefore: Date, limit: number): ClaimedMessage[] => {
+      const nowIso = now.toISOString();
+      const rows = q.due.all(instanceId, nowIso, staleBefore.toISOString(), limit) as OutboxDbRow[];
+      return rows.map((r) => {
+        const abandoned = r.status === "sending";
+        const attempt = abandoned ? r.attempts : r.attempts + 1;
+        const claim = randomUUID();
+        q.claim.run(claim, nowIso, attempt, r.seq);
+        return {
+          id: r.id,
+          userId: r.user_id,
+          type: r.type as SmsType,
+          to: r.recipient,
+          language: r.language,
+          sealedText: r.sealed_text ?? "",
+          expiresAt: r.expires_at === null ? null : new Date(r.expires_at),
+          createdAt: new Date(r.created_at),
+          attempt,
+          claim,
+          abandoned,
+        };
+      });
+    },
+  );
+
   const appendTx = db.transaction((req: AppendRequest): RecordedEvent[] => {
     const recorded: RecordedEvent[] = [];
     const createdAt = req.createdAt.toISOString();
@@ -215,6 +351,7 @@ export function openSqliteStore(path: string): Store {
         throw err;
       }
     }
+    for (const c of req.outbox ?? []) applyOutbox(req.instanceId, req.createdAt, c);
     return recorded;
   });
 
@@ -256,6 +393,21 @@ export function openSqliteStore(path: string): Store {
         scope: r.scope_kind === "instance" ? { kind: "instance" } : { kind: "org", orgId: r.scope_id },
         roles: JSON.parse(r.roles) as string[],
       }));
+    },
+    async claimOutbox(instanceId, options) {
+      return claimTx.immediate(instanceId, options.now, options.staleBefore, options.limit);
+    },
+    async retryOutbox(instanceId, id, claim, nextAttemptAt, note) {
+      return q.retry.run(nextAttemptAt.toISOString(), note, instanceId, id, claim).changes > 0;
+    },
+    async outboxOf(instanceId, userId) {
+      return (q.outboxOf.all(instanceId, userId) as OutboxDbRow[]).map(toOutboxRow);
+    },
+    async pruneOutbox(instanceId, settledBefore, countedBefore) {
+      db.transaction(() => {
+        q.pruneSettled.run(instanceId, settledBefore.toISOString());
+        q.pruneQuota.run(instanceId, countedBefore.toISOString());
+      }).immediate();
     },
     async ping() {
       db.prepare("SELECT 1").get();
