@@ -44,7 +44,12 @@ async function main(): Promise<void> {
   log.info("latchkey started", {
     url: `http://${shown.includes(":") ? `[${shown}]` : shown}:${running.port}`,
     database: config.database.kind,
+    sms: config.sms.provider.kind,
   });
+  if (config.sms.provider.kind === "log")
+    log.warn("SMS are written to this log, not sent: set LATCHKEY_SMS_PROVIDER to webhook or twilio");
+  if (!config.sms.outboxKey)
+    log.warn("LATCHKEY_SMS_OUTBOX_KEY is not set: codes waiting in the SMS outbox are stored unencrypted");
   stop();
 }
 

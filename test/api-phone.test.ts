@@ -196,6 +196,17 @@ for (const db of databaseKinds) {
         Code.InvalidArgument,
         "PHONE-so0wa",
       );
+      // What SMS pumping aims at: numbers that earn per message, and numbers nobody holds.
+      await expectCode(
+        admin.users.setPhone({ userId: user.userId, phone: "+41 900 123 456" }),
+        Code.InvalidArgument,
+        "LK-PHONE-PREMIUM",
+      );
+      await expectCode(
+        admin.users.setPhone({ userId: user.userId, phone: "+44 7700 900123" }),
+        Code.InvalidArgument,
+        "LK-PHONE-UNASSIGNED",
+      );
       assert.deepEqual(await types(user.userId), before);
     });
   });

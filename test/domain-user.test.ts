@@ -155,3 +155,48 @@ describe("user and token decisions", () => {
     assert.equal(s.orgId, "org1");
   });
 });
+
+describe("SMS outcome decisions", () => {
+  const sent = (messageType: "phone_verification" | "security_notice") => ({
+    messageId: "m1",
+    messageType,
+    provider: "webhook",
+    providerMessageId: null,
+  });
+
+  it("records a sent verification code under ZITADEL's phone.code.sent", () =>
+    given(human, phoneChanged(), codeAdded)
+      .when((s) => decide.recordSmsSent(s, sent("phone_verification")))
+      .thenEmits({ type: "user.human.phone.code.sent", payload: sent("phone_verification") }));
+
+  it("records any other message as sms.sent", () =>
+    given(human, phoneChanged(), phoneVerified, otpAdded, otpRemoved)
+      .when((s) => decide.recordSmsSent(s, sent("security_notice")))
+      .thenEmits({ type: "user.human.sms.sent", payload: sent("security_notice") }));
+
+  it("records a failure with its reason", () => {
+    const failure = {
+      messageId: "m1",
+      messageType: "phone_verification" as const,
+      reason: "rejected" as const,
+      detail: "HTTP 400",
+    };
+    given(human, phoneChanged(), codeAdded)
+      .when((s) => decide.recordSmsFailed(s, failure))
+      .thenEmits({ type: "user.human.sms.failed", payload: failure });
+  });
+
+  it("writes nothing on a user deleted meanwhile", () =>
+    given(human, phoneChanged(), codeAdded, userRemoved)
+      .when((s) => decide.recordSmsSent(s, sent("phone_verification")))
+      .thenEmits());
+
+  it("leaves the state as it was: a sent code is still pending", () => {
+    const before = given(human, phoneChanged(), codeAdded).state;
+    const after = foldUser(
+      before,
+      recorded([{ type: UserEvent.phoneCodeSent, payload: sent("phone_verification") }]),
+    );
+    assert.deepEqual(after.phoneCode, before.phoneCode);
+  });
+});

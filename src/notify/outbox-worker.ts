@@ -177,7 +177,11 @@ export function startOutboxWorker(deps: OutboxWorkerDeps, settings: OutboxWorker
             log.error("sms retry not recorded", { id: m.id, error: String(failure) });
             return false;
           });
-        if (held) counters.retried++;
+        if (held) {
+          counters.retried++;
+          // Retries sooner than the next poll are not kept waiting for it.
+          if (delay < pollMs) setTimeout(wake, delay).unref();
+        }
         log.warn("sms attempt failed; will retry", {
           id: m.id,
           type: m.type,

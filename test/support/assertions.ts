@@ -16,3 +16,19 @@ export async function expectCode(p: Promise<unknown>, code: Code, id?: string): 
     return true;
   });
 }
+
+// Polls until `check` returns something other than undefined/false (and returns it), for
+// outcomes that arrive asynchronously; fails after a generous deadline, never on timing.
+export async function eventually<T>(
+  check: () => Promise<T | undefined | false> | T | undefined | false,
+  what: string,
+  timeoutMs = 60_000,
+): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > until) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -8,13 +8,13 @@ const unique = () => `${Date.now().toString(36)}${(counter++).toString(36)}`;
 // unless told otherwise.
 export async function humanUser(
   c: Clients,
-  opts: { orgId?: string; phone?: string; verified?: boolean } = {},
+  opts: { orgId?: string; phone?: string; verified?: boolean; language?: string } = {},
 ): Promise<{ userId: string; sequence: bigint; orgId: string; username: string }> {
   const name = `user-${unique()}`;
   const res = await c.users.addHumanUser({
     username: name,
     organization: opts.orgId ? { org: { case: "orgId", value: opts.orgId } } : undefined,
-    profile: { givenName: "Test", familyName: name },
+    profile: { givenName: "Test", familyName: name, preferredLanguage: opts.language ?? "" },
     email: { email: `${name}@example.com`, verification: { case: "isVerified", value: true } },
     phone:
       opts.phone === ""

@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { SmsMessage, SmsSender } from "../../src/app/ports.ts";
+import type { Clock, SmsMessage, SmsSender } from "../../src/app/ports.ts";
 import { type Config, loadConfig } from "../../src/config.ts";
 import { type Running, startLatchkey } from "../../src/latchkey.ts";
 import { jsonLogger } from "../../src/log.ts";
@@ -13,6 +13,8 @@ export interface TestServer {
   readonly adminToken: string;
   readonly running: Running;
   readonly database: TestDatabase;
+  // Where the admin token file lives; with `database`, what another node or a restart reuses.
+  readonly dir: string;
   // What the in-process SMS provider received (when the server has no provider configured).
   readonly sms: SmsMessage[];
   readonly logs: string[];
@@ -27,6 +29,8 @@ export interface TestServerOptions {
   // Settings as environment variables (LATCHKEY_SMS_PROVIDER=webhook, a limit, ...).
   readonly env?: Readonly<Record<string, string>>;
   readonly reuse?: { readonly database: TestDatabase; readonly dir: string };
+  // The server's time, for what depends on it (expiry, retry times); the real one by default.
+  readonly clock?: Clock;
 }
 
 export async function startTestServer(
@@ -54,7 +58,10 @@ export async function startTestServer(
   const running = await startLatchkey(
     config,
     jsonLogger("info", (l) => logs.push(l)),
-    env.LATCHKEY_SMS_PROVIDER ? {} : { sms: sender },
+    {
+      ...(env.LATCHKEY_SMS_PROVIDER ? {} : { sms: sender }),
+      ...(options.clock ? { clock: options.clock } : {}),
+    },
   );
   const adminToken = readFileSync(config.adminPatPath, "utf8").trim();
   const server: TestServer = {
@@ -62,6 +69,7 @@ export async function startTestServer(
     adminToken,
     running,
     database,
+    dir,
     sms,
     logs,
     smsIdle: () => running.outbox.idle(),
