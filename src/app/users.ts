@@ -1,5 +1,5 @@
 import { invalid, notFound } from "../domain/errors.ts";
-import type { AggregateRef, Decision, NewEvent } from "../domain/events.ts";
+import type { AggregateRef, Decision } from "../domain/events.ts";
 import type { Principal } from "../domain/permissions.ts";
 import * as decide from "../domain/user/decide.ts";
 import type { Profile } from "../domain/user/events.ts";
@@ -13,7 +13,6 @@ import {
   issueCode,
   type PhoneRequest,
   type PhoneVerification,
-  type PreparedPhone,
   pendingCode,
   preparePhone,
   returnedCode,
@@ -45,8 +44,8 @@ export interface NewMachineRequest {
 // ZITADEL's creator for what its notification worker writes.
 const notificationCreator = "NOTIFICATION";
 
-// The SMS a decision calls for beyond the removal notices every change gets.
-type Messages = (before: UserState, events: readonly NewEvent[], now: Date) => OutboxChange[];
+// A decision with the SMS it calls for (beyond the removal notices every change gets).
+type WithSms = Decision & { readonly sms?: readonly OutboxChange[] };
 
 const rules = {
   addOtpSms: { permission: "user.credential.write", self: true },
@@ -73,17 +72,13 @@ export function userCommands(deps: AppDeps, instanceId: string) {
     principal: Principal,
     userId: string,
     rule: Rule,
-    decideOn: (s: UserState, now: Date) => Decision,
-    messages?: Messages,
+    decideOn: (s: UserState, now: Date) => WithSms,
   ): Promise<Details> {
     return transact(deps, instanceId, principal.userId, async (now) => {
       const before = await load(userId);
       authorizeOnUser(principal, rule, before);
       const decision = decideOn(before, now);
-      const outbox = [
-        ...(messages?.(before, decision.events, now) ?? []),
-        ...removalNotices(deps, before, decision.events, now),
-      ];
+      const outbox = [...(decision.sms ?? []), ...removalNotices(deps, before, decision.events, now)];
       const events = stamp(
         ref(userId),
         before.orgId,
@@ -111,6 +106,8 @@ export function userCommands(deps: AppDeps, instanceId: string) {
     });
   }
 
+  const recipient = (s: UserState) => ({ id: s.id, preferredLanguage: s.profile?.preferredLanguage });
+
   // Who may choose how a phone gets verified: only holders of user.write may mark a number
   // verified or take the code themselves, even for their own user (as in ZITADEL).
   function checkVerificationChoice(principal: Principal, user: UserState, v: PhoneVerification) {
@@ -131,17 +128,16 @@ export function userCommands(deps: AppDeps, instanceId: string) {
     principal: Principal,
     userId: string,
     orgId: string,
-    decideOn: (s: UserState) => Decision,
-    messages?: Messages,
+    decideOn: (s: UserState, now: Date) => WithSms,
   ): Promise<{ userId: string; details: Details; created: Date }> {
     return transact(deps, instanceId, principal.userId, async (now) => {
       const before = await load(userId);
-      const decision = decideOn(before);
+      const decision = decideOn(before, now);
       const events = stamp(ref(userId), orgId, principal.userId, 0, now, decision.events);
       return {
         writes: [{ ref: ref(userId), owner: orgId, expectedSequence: 0, events: decision.events }],
         readModel: projectUser(foldUser(before, events), events),
-        outbox: messages?.(before, decision.events, now) ?? [],
+        outbox: decision.sms ?? [],
         result: (recorded) => ({ userId, details: detailsOf(recorded), created: now }),
       };
     });
@@ -159,30 +155,25 @@ export function userCommands(deps: AppDeps, instanceId: string) {
       const phone = r.phone ? preparePhone(deps, r.phone, now) : null;
       const username = (r.username || r.email).trim();
       const verification = r.phone?.verification ?? "verified";
-      const created = await create(
-        principal,
-        userId,
-        orgId,
-        (s) =>
-          decide.addHuman(s, {
-            username,
-            profile: r.profile,
-            email: r.email.trim(),
-            emailVerified: r.emailVerified,
-            phone: phone?.input ?? null,
-          }),
-        (_, __, at) =>
-          phone
-            ? codeDelivery(
-                deps,
-                { id: userId, preferredLanguage: r.profile.preferredLanguage },
-                phone.input.phone,
-                pendingCode(phone),
-                verification,
-                at,
-              )
-            : [],
-      );
+      const created = await create(principal, userId, orgId, (s, at) => ({
+        ...decide.addHuman(s, {
+          username,
+          profile: r.profile,
+          email: r.email.trim(),
+          emailVerified: r.emailVerified,
+          phone: phone?.input ?? null,
+        }),
+        sms: phone
+          ? codeDelivery(
+              deps,
+              { id: userId, preferredLanguage: r.profile.preferredLanguage },
+              phone.input.phone,
+              pendingCode(phone),
+              verification,
+              at,
+            )
+          : [],
+      }));
       return { ...created, phoneCode: phone ? returnedCode(phone.code, verification) : undefined };
     },
 
@@ -207,57 +198,33 @@ export function userCommands(deps: AppDeps, instanceId: string) {
 
     async setPhone(principal: Principal, userId: string, request: PhoneRequest) {
       decide.requireUserId(userId, "COMMAND-xP292j");
-      let prepared: PreparedPhone | null = null;
-      const d = await change(
-        principal,
-        userId,
-        rules.phone,
-        (s, now) => {
-          checkVerificationChoice(principal, s, request.verification);
-          prepared = preparePhone(deps, request, now);
-          return decide.setPhone(s, prepared.input);
-        },
-        (before, _, now) =>
-          prepared
-            ? codeDelivery(
-                deps,
-                { id: userId, preferredLanguage: before.profile?.preferredLanguage },
-                prepared.input.phone,
-                pendingCode(prepared),
-                request.verification,
-                now,
-              )
-            : [],
-      );
-      const p = prepared as PreparedPhone | null;
-      return { details: d, code: returnedCode(p?.code ?? null, request.verification) };
+      let code: string | null = null;
+      const d = await change(principal, userId, rules.phone, (s, now) => {
+        checkVerificationChoice(principal, s, request.verification);
+        const p = preparePhone(deps, request, now);
+        code = p.code;
+        return {
+          ...decide.setPhone(s, p.input),
+          sms: codeDelivery(deps, recipient(s), p.input.phone, pendingCode(p), request.verification, now),
+        };
+      });
+      return { details: d, code: returnedCode(code, request.verification) };
     },
 
     async resendPhoneCode(principal: Principal, userId: string, verification: "send" | "return") {
       decide.requireUserId(userId, "COMMAND-xP292j");
-      let issued: { code: string; expiresAt: Date } | null = null;
-      const d = await change(
-        principal,
-        userId,
-        rules.phone,
-        (s, now) => {
-          checkVerificationChoice(principal, s, verification);
-          const { code, issued: c } = issueCode(deps, verification, now);
-          issued = { code, expiresAt: c.expiresAt };
-          return decide.resendPhoneCode(s, c);
-        },
-        (before, _, now) =>
-          codeDelivery(
-            deps,
-            { id: userId, preferredLanguage: before.profile?.preferredLanguage },
-            before.phone ?? "",
-            issued,
-            verification,
-            now,
-          ),
-      );
-      const sent = issued as { code: string } | null;
-      return { details: d, code: returnedCode(sent?.code ?? null, verification) };
+      let code: string | null = null;
+      const d = await change(principal, userId, rules.phone, (s, now) => {
+        checkVerificationChoice(principal, s, verification);
+        const fresh = issueCode(deps, verification, now);
+        code = fresh.code;
+        const pending = { code: fresh.code, expiresAt: fresh.issued.expiresAt };
+        return {
+          ...decide.resendPhoneCode(s, fresh.issued),
+          sms: codeDelivery(deps, recipient(s), s.phone ?? "", pending, verification, now),
+        };
+      });
+      return { details: d, code: returnedCode(code, verification) };
     },
 
     verifyPhone(principal: Principal, userId: string, code: string) {
