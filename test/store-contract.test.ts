@@ -616,6 +616,108 @@ for (const kind of databaseKinds) {
       assert.deepEqual(await store.readLog(logInstance, all[1]!.position, 2), all.slice(2, 4));
     });
 
+    it("lists an instance's log and read models as of one moment, while others write", async () => {
+      const own = newId();
+      const ownOrg = resourcePlan(own, emptyResource("org", newId()), (s) => resource.addResource(s, "Snap"));
+      const appended = [...(await store.append(ownOrg.request))];
+      const humans: UserState[] = [];
+      for (let i = 0; i < 5; i++) {
+        const plan = newUserPlan(own, ownOrg.after.id, human(`snap-${i}`));
+        appended.push(...(await store.append(plan.request)));
+        humans.push(plan.after);
+      }
+      const bot = newUserPlan(own, ownOrg.after.id, machine("snap-bot"));
+      appended.push(...(await store.append(bot.request)));
+      const tokenId = newId();
+      const token = newToken();
+      const withToken = userPlan(own, bot.after, (s) =>
+        user.addPersonalAccessToken(s, {
+          tokenId,
+          tokenHash: hashToken(token),
+          expiresAt: null,
+          now: tick(),
+        }),
+      );
+      appended.push(...(await store.append(withToken.request)));
+      const membership = resourcePlan(own, ownOrg.after, (s) =>
+        resource.addMember(s, humans[0]!.id, ["ORG_OWNER", "ORG_OWNER_VIEWER"]),
+      );
+      appended.push(...(await store.append(membership.request)));
+      const everyone = [...humans, withToken.after].sort((a, b) => (a.id < b.id ? -1 : 1));
+
+      const late = newUserPlan(own, ownOrg.after.id, human("snap-late"));
+      await store.snapshot(own, async (view) => {
+        assert.deepEqual(await view.readLog(0, 1000), appended);
+        // Another node writes after the snapshot's first read: the snapshot does not see it.
+        await other.append(late.request);
+        assert.deepEqual(await view.readLog(0, 1000), appended);
+        assert.deepEqual(await view.readLog(appended[2]!.position, 3), appended.slice(3, 6));
+
+        const listed = [];
+        for (let after = ""; ; ) {
+          const page = await view.listUsers(after, 2);
+          assert.ok(page.length <= 2);
+          if (page.length === 0) break;
+          listed.push(...page);
+          after = page.at(-1)!.id;
+        }
+        assert.deepEqual(
+          listed,
+          everyone.map((u) => ({
+            id: u.id,
+            state: u,
+            orgId: u.orgId,
+            username: u.username,
+            deleted: false,
+            sequence: u.sequence,
+          })),
+        );
+        assert.deepEqual(await view.listTokens(), [
+          { tokenId, tokenHash: hashToken(token), userId: bot.after.id, expiresAt: null },
+        ]);
+        assert.deepEqual(await view.listMembers(), [
+          {
+            userId: humans[0]!.id,
+            scopeKind: "org",
+            scopeId: ownOrg.after.id,
+            roles: ["ORG_OWNER", "ORG_OWNER_VIEWER"],
+          },
+        ]);
+        assert.deepEqual(await view.listOrgs(), [{ id: ownOrg.after.id, name: "Snap", sequence: 2 }]);
+        assert.deepEqual(await view.getInstance(), await store.getInstance());
+      });
+      // A new snapshot sees what was written meanwhile.
+      await store.snapshot(own, async (view) => {
+        assert.equal(
+          (await view.readLog(0, 1000)).length,
+          appended.length + late.request.writes[0]!.events.length,
+        );
+        assert.ok((await view.listUsers("", 100)).some((u) => u.id === late.after.id));
+      });
+      // Another instance's rows are not listed.
+      await store.snapshot(newId(), async (view) => {
+        assert.deepEqual(await view.readLog(0, 10), []);
+        assert.deepEqual(await view.listUsers("", 10), []);
+        assert.deepEqual(await view.listTokens(), []);
+        assert.deepEqual(await view.listMembers(), []);
+        assert.deepEqual(await view.listOrgs(), []);
+      });
+    });
+
+    it("passes on what a snapshot's reader throws and keeps serving", async () => {
+      // More failed snapshots than a pool holds connections: none may be left checked out.
+      for (let i = 0; i < 12; i++)
+        await assert.rejects(
+          store.snapshot(instanceId, async (view) => {
+            await view.listOrgs();
+            throw new Error(`reader failed ${i}`);
+          }),
+          { message: `reader failed ${i}` },
+        );
+      await store.ping();
+      assert.ok(await store.getOrg(instanceId, org.id));
+    });
+
     it("answers reads of what does not exist with null or nothing", async () => {
       assert.equal(await store.getOrg(instanceId, newId()), null);
       assert.equal(await store.getUser(instanceId, newId()), null);

@@ -173,6 +173,50 @@ export interface OrgRow {
   readonly name: string;
 }
 
+// Read-model rows as stored, column for column, for verify to hold against a rebuild from the log.
+export interface StoredUser {
+  readonly id: string;
+  readonly state: UserState;
+  // Kept beside the state for lookups and uniqueness; they must agree with it.
+  readonly orgId: string;
+  readonly username: string;
+  readonly deleted: boolean;
+  readonly sequence: number;
+}
+
+export interface StoredToken {
+  readonly tokenId: string;
+  readonly tokenHash: string;
+  readonly userId: string;
+  readonly expiresAt: string | null;
+}
+
+export interface StoredMember {
+  readonly userId: string;
+  readonly scopeKind: "instance" | "org";
+  // The organization's id, or the instance's for an instance membership.
+  readonly scopeId: string;
+  readonly roles: readonly string[];
+}
+
+export interface StoredOrg {
+  readonly id: string;
+  readonly name: string;
+  readonly sequence: number;
+}
+
+// One instance's event log and read models as of a single moment, so that a rebuild from this
+// log must equal these rows even while other nodes go on writing.
+export interface Snapshot {
+  readLog(afterPosition: number, limit: number): Promise<RecordedEvent[]>;
+  // In id order after `afterId` ("" for the first page): user states are the bulk of the read models.
+  listUsers(afterId: string, limit: number): Promise<StoredUser[]>;
+  listTokens(): Promise<StoredToken[]>;
+  listMembers(): Promise<StoredMember[]>;
+  listOrgs(): Promise<StoredOrg[]>;
+  getInstance(): Promise<InstanceRow | null>;
+}
+
 export interface Store {
   readonly dialect: "sqlite" | "postgres";
   // Events of one aggregate with a sequence above `afterSequence`, in order.
@@ -187,6 +231,8 @@ export interface Store {
   getOrg(instanceId: string, orgId: string): Promise<OrgRow | null>;
   findToken(instanceId: string, tokenHash: string): Promise<TokenRow | null>;
   membershipsOf(instanceId: string, userId: string): Promise<Membership[]>;
+  // Runs `read` on a consistent, read-only view; the view is not to be used after it returns.
+  snapshot<T>(instanceId: string, read: (view: Snapshot) => Promise<T>): Promise<T>;
 
   // Takes up to `limit` messages that are due (pending with nextAttemptAt <= now), or that
   // were claimed before `staleBefore` and never settled; each one by exactly one caller,

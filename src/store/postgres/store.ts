@@ -12,7 +12,12 @@ import {
   type OutboxStatus,
   QuotaExceeded,
   type ReadModelChange,
+  type Snapshot,
   type Store,
+  type StoredMember,
+  type StoredOrg,
+  type StoredToken,
+  type StoredUser,
   StoreUnavailable,
   type TokenRow,
   UniqueViolation,
@@ -307,6 +312,15 @@ const sql = {
   token: "SELECT token_id, user_id, expires_at FROM tokens WHERE instance_id = $1 AND token_hash = $2",
   members:
     "SELECT scope_kind, scope_id, roles FROM members WHERE instance_id = $1 AND user_id = $2 ORDER BY scope_id",
+  // A snapshot: in a repeatable-read transaction, the first query fixes what every later one sees.
+  snapshot: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+  allUsers: `SELECT id, org_id, username, deleted, sequence, state FROM users
+    WHERE instance_id = $1 AND id > $2 ORDER BY id LIMIT $3`,
+  allTokens:
+    "SELECT token_id, token_hash, user_id, expires_at FROM tokens WHERE instance_id = $1 ORDER BY token_id",
+  allMembers: `SELECT user_id, scope_kind, scope_id, roles FROM members WHERE instance_id = $1
+    ORDER BY user_id, scope_id`,
+  allOrgs: "SELECT id, name, sequence FROM orgs WHERE instance_id = $1 ORDER BY id",
 };
 
 function changeStatement(instanceId: string, c: ReadModelChange): Statement {
@@ -347,6 +361,76 @@ function changeStatement(instanceId: string, c: ReadModelChange): Statement {
     case "instance.put":
       return { text: sql.putInstance, values: [c.id, c.name, c.defaultOrgId] };
   }
+}
+
+type Rows = <R extends pg.QueryResultRow>(text: string, values: unknown[]) => Promise<R[]>;
+
+function snapshotOn(instanceId: string, rows: Rows): Snapshot {
+  return {
+    async readLog(afterPosition, limit) {
+      return (await rows<EventRow>(sql.log, [instanceId, afterPosition, limit])).map(toEvent);
+    },
+    async listUsers(afterId, limit) {
+      const found = await rows<{
+        id: string;
+        org_id: string;
+        username: string;
+        deleted: boolean;
+        sequence: string;
+        state: UserState;
+      }>(sql.allUsers, [instanceId, afterId, limit]);
+      return found.map(
+        (r): StoredUser => ({
+          id: r.id,
+          state: r.state,
+          orgId: r.org_id,
+          username: r.username,
+          deleted: r.deleted,
+          sequence: Number(r.sequence),
+        }),
+      );
+    },
+    async listTokens() {
+      const found = await rows<{
+        token_id: string;
+        token_hash: string;
+        user_id: string;
+        expires_at: string | null;
+      }>(sql.allTokens, [instanceId]);
+      return found.map(
+        (r): StoredToken => ({
+          tokenId: r.token_id,
+          tokenHash: r.token_hash,
+          userId: r.user_id,
+          expiresAt: r.expires_at,
+        }),
+      );
+    },
+    async listMembers() {
+      const found = await rows<{
+        user_id: string;
+        scope_kind: StoredMember["scopeKind"];
+        scope_id: string;
+        roles: string[];
+      }>(sql.allMembers, [instanceId]);
+      return found.map(
+        (r): StoredMember => ({
+          userId: r.user_id,
+          scopeKind: r.scope_kind,
+          scopeId: r.scope_id,
+          roles: r.roles,
+        }),
+      );
+    },
+    async listOrgs() {
+      const found = await rows<{ id: string; name: string; sequence: string }>(sql.allOrgs, [instanceId]);
+      return found.map((r): StoredOrg => ({ id: r.id, name: r.name, sequence: Number(r.sequence) }));
+    },
+    async getInstance() {
+      const [r] = await rows<{ id: string; name: string; default_org_id: string }>(sql.instance, []);
+      return r ? { id: r.id, name: r.name, defaultOrgId: r.default_org_id } : null;
+    },
+  };
 }
 
 // Advisory locks are per database, so this key only serializes nodes that share one database.
@@ -428,15 +512,17 @@ export async function openPostgresStore(settings: PostgresSettings): Promise<Sto
 
   const answerWithinMs = settings.statementTimeoutMs + silenceGraceMs;
 
-  // Checks a client out, runs the driver calls of `work` on it and gives it back. Only driver
-  // calls belong in `work`: whatever it throws is read as the database's answer or its absence.
-  async function withClient<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    let client: pg.PoolClient;
+  async function checkout(): Promise<pg.PoolClient> {
     try {
-      client = await pool.connect();
+      return await pool.connect();
     } catch (err) {
       throw translate(err);
     }
+  }
+
+  // Driver calls on a checked-out client, bounded so that a server gone silent cannot hold the
+  // caller; whatever they throw is read as the database's answer or its absence.
+  async function answered<T>(call: Promise<T>): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     const silence = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -445,17 +531,29 @@ export async function openPostgresStore(settings: PostgresSettings): Promise<Sto
       );
     });
     try {
-      const result = await Promise.race([work(client), silence]);
+      return await Promise.race([call, silence]);
+    } catch (err) {
+      throw translate(err);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  // A client that timed out or lost its connection may still be mid-statement: the pool closes
+  // it instead of handing it to the next caller.
+  const giveBack = (client: pg.PoolClient, failure: unknown) =>
+    client.release(failure instanceof StoreUnavailable ? failure : undefined);
+
+  // Checks a client out, runs the driver calls of `work` on it and gives it back.
+  async function withClient<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await checkout();
+    try {
+      const result = await answered(work(client));
       client.release();
       return result;
     } catch (err) {
-      const failure = translate(err);
-      // A client that timed out or lost its connection may still be mid-statement: the pool
-      // closes it instead of handing it to the next caller.
-      client.release(failure instanceof StoreUnavailable ? failure : undefined);
-      throw failure;
-    } finally {
-      clearTimeout(timer);
+      giveBack(client, err);
+      throw err;
     }
   }
 
@@ -593,6 +691,36 @@ export async function openPostgresStore(settings: PostgresSettings): Promise<Sto
         await c.query(outbox.pruneSettled, [instanceId, settledBefore]);
         await c.query(outbox.pruneQuota, [instanceId, countedBefore]);
       });
+    },
+    async snapshot<T>(instanceId: string, read: (view: Snapshot) => Promise<T>): Promise<T> {
+      const client = await checkout();
+      // Each statement is bounded on its own: the whole read may rightly outlast one timeout.
+      let failure: unknown;
+      const rows = async <R extends pg.QueryResultRow>(text: string, values: unknown[]) => {
+        try {
+          return (await answered(client.query<R>(text, values))).rows;
+        } catch (err) {
+          failure ??= err;
+          throw err;
+        }
+      };
+      try {
+        await rows(sql.snapshot, []);
+        const result = await read(snapshotOn(instanceId, rows));
+        await rows("COMMIT", []);
+        client.release();
+        return result;
+      } catch (err) {
+        // After what `read` itself threw, or a refused statement, the connection is sound: end
+        // its transaction and keep it. After a lost connection, or a failed ROLLBACK, close it.
+        let broken = failure instanceof StoreUnavailable;
+        if (!broken)
+          await answered(client.query("ROLLBACK")).catch(() => {
+            broken = true;
+          });
+        client.release(broken ? new Error("snapshot connection is unusable") : undefined);
+        throw err;
+      }
     },
     async ping() {
       await withClient((c) => c.query("SELECT 1"));

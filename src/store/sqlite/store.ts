@@ -14,7 +14,11 @@ import {
   type OutboxStatus,
   type QuotaExceeded,
   type ReadModelChange,
+  type Snapshot,
   type Store,
+  type StoredMember,
+  type StoredToken,
+  type StoredUser,
   type TokenRow,
   UniqueViolation,
 } from "../../app/ports.ts";
@@ -111,6 +115,89 @@ export function runSqliteMigrations(db: Database.Database): number[] {
       return applied;
     })
     .immediate();
+}
+
+// The snapshot's reads; the same text serves the store's own connection and a reader's.
+const snapshotSql = {
+  log: "SELECT * FROM events WHERE instance_id = ? AND position > ? ORDER BY position LIMIT ?",
+  users: `SELECT id, org_id, username, deleted, sequence, state FROM users
+    WHERE instance_id = ? AND id > ? ORDER BY id LIMIT ?`,
+  tokens:
+    "SELECT token_id, token_hash, user_id, expires_at FROM tokens WHERE instance_id = ? ORDER BY token_id",
+  members: `SELECT user_id, scope_kind, scope_id, roles FROM members WHERE instance_id = ?
+    ORDER BY user_id, scope_id`,
+  orgs: "SELECT id, name, sequence FROM orgs WHERE instance_id = ? ORDER BY id",
+  instance: "SELECT id, name, default_org_id FROM instances LIMIT 1",
+};
+
+function snapshotOn(db: Database.Database, instanceId: string): Snapshot {
+  const all = (text: string, ...values: unknown[]) => db.prepare(text).all(...values);
+  return {
+    async readLog(afterPosition, limit) {
+      return (all(snapshotSql.log, instanceId, afterPosition, limit) as EventRow[]).map(toEvent);
+    },
+    async listUsers(afterId, limit) {
+      const rows = all(snapshotSql.users, instanceId, afterId, limit) as {
+        id: string;
+        org_id: string;
+        username: string;
+        deleted: number;
+        sequence: number;
+        state: string;
+      }[];
+      return rows.map(
+        (r): StoredUser => ({
+          id: r.id,
+          state: JSON.parse(r.state) as UserState,
+          orgId: r.org_id,
+          username: r.username,
+          deleted: r.deleted !== 0,
+          sequence: r.sequence,
+        }),
+      );
+    },
+    async listTokens() {
+      const rows = all(snapshotSql.tokens, instanceId) as {
+        token_id: string;
+        token_hash: string;
+        user_id: string;
+        expires_at: string | null;
+      }[];
+      return rows.map(
+        (r): StoredToken => ({
+          tokenId: r.token_id,
+          tokenHash: r.token_hash,
+          userId: r.user_id,
+          expiresAt: r.expires_at,
+        }),
+      );
+    },
+    async listMembers() {
+      const rows = all(snapshotSql.members, instanceId) as {
+        user_id: string;
+        scope_kind: StoredMember["scopeKind"];
+        scope_id: string;
+        roles: string;
+      }[];
+      return rows.map(
+        (r): StoredMember => ({
+          userId: r.user_id,
+          scopeKind: r.scope_kind,
+          scopeId: r.scope_id,
+          roles: JSON.parse(r.roles) as string[],
+        }),
+      );
+    },
+    async listOrgs() {
+      return all(snapshotSql.orgs, instanceId) as { id: string; name: string; sequence: number }[];
+    },
+    async getInstance() {
+      const r = db.prepare(snapshotSql.instance).get() as
+        | { id: string; name: string; default_org_id: string }
+        | undefined;
+      return r ? { id: r.id, name: r.name, defaultOrgId: r.default_org_id } : null;
+    },
+  };
 }
 
 export function openSqliteStore(path: string): Store {
@@ -408,6 +495,22 @@ export function openSqliteStore(path: string): Store {
         q.pruneSettled.run(instanceId, settledBefore.toISOString());
         q.pruneQuota.run(instanceId, countedBefore.toISOString());
       }).immediate();
+    },
+    async snapshot<T>(instanceId: string, read: (view: Snapshot) => Promise<T>): Promise<T> {
+      // An in-memory database has no second connection to read from; it serves tests only.
+      if (path === ":memory:") return read(snapshotOn(db, instanceId));
+      // A connection of its own: a transaction held open across awaits on the store's connection
+      // would swallow the appends made meanwhile. Under WAL, its first read fixes what it sees.
+      const reader = new Database(path, { readonly: true, fileMustExist: true });
+      try {
+        reader.pragma("busy_timeout = 5000");
+        reader.exec("BEGIN");
+        const result = await read(snapshotOn(reader, instanceId));
+        reader.exec("COMMIT");
+        return result;
+      } finally {
+        reader.close();
+      }
     },
     async ping() {
       db.prepare("SELECT 1").get();
