@@ -14,6 +14,7 @@ import { type Running, startLatchkey } from "../src/latchkey.ts";
 import { jsonLogger } from "../src/log.ts";
 import { openPostgresStore, type PostgresSettings } from "../src/store/postgres/store.ts";
 import { databaseKinds, freshDatabase, type TestDatabase } from "./support/databases.ts";
+import { freePort, Hop } from "./support/tcp-hop.ts";
 
 const settings = (url: string, overrides: Partial<PostgresSettings> = {}): PostgresSettings => ({
   url,
@@ -35,72 +36,6 @@ async function unavailableWithin<T>(ms: number, call: () => Promise<T>): Promise
     return err;
   }
   assert.fail("expected StoreUnavailable, but the call succeeded");
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-// A TCP hop between the store and PostgreSQL that a test can cut (the server is gone: refused
-// connections), freeze (the server is silent: no answer, no reset) and bring back.
-class Hop {
-  private server: net.Server | null = null;
-  private readonly links = new Set<{ client: net.Socket; upstream: net.Socket; frozen: boolean }>();
-
-  private constructor(
-    readonly port: number,
-    private readonly target: { host: string; port: number },
-  ) {}
-
-  static async open(target: { host: string; port: number }): Promise<Hop> {
-    const hop = new Hop(await freePort(), target);
-    await hop.up();
-    return hop;
-  }
-
-  async up(): Promise<void> {
-    const server = net.createServer((client) => {
-      const upstream = net.connect(this.target.port, this.target.host);
-      const link = { client, upstream, frozen: false };
-      this.links.add(link);
-      client.on("data", (d) => link.frozen || upstream.write(d));
-      upstream.on("data", (d) => link.frozen || client.write(d));
-      const drop = () => {
-        client.destroy();
-        upstream.destroy();
-        this.links.delete(link);
-      };
-      for (const s of [client, upstream]) {
-        s.on("close", drop);
-        s.on("error", drop);
-      }
-    });
-    await new Promise<void>((resolve) => server.listen(this.port, "127.0.0.1", resolve));
-    this.server = server;
-  }
-
-  async down(): Promise<void> {
-    for (const l of this.links) {
-      l.client.destroy();
-      l.upstream.destroy();
-    }
-    const server = this.server;
-    this.server = null;
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-
-  // Existing connections go silent; new ones work.
-  freeze(): void {
-    for (const l of this.links) l.frozen = true;
-  }
-
-  url(database: string): string {
-    return `postgres://postgres@127.0.0.1:${this.port}/${database}`;
-  }
 }
 
 describe("PostgreSQL store without a reachable server", () => {
@@ -135,7 +70,6 @@ describe("PostgreSQL store without a reachable server", () => {
 if (databaseKinds.includes("postgres")) {
   describe("PostgreSQL store when its server goes away and comes back", () => {
     const adminUrl = process.env.LATCHKEY_TEST_POSTGRES_ADMIN_URL!;
-    const target = { host: new URL(adminUrl).hostname, port: Number(new URL(adminUrl).port || 5432) };
     let db: TestDatabase;
     let name: string;
     // Connected to the test database, to hold locks there; not named latchkey, so never ended.
@@ -238,9 +172,9 @@ if (databaseKinds.includes("postgres")) {
     });
 
     it("gives up on a server that goes silent instead of hanging, then recovers", async () => {
-      const hop = await Hop.open(target);
+      const hop = await Hop.inFrontOf(adminUrl);
       try {
-        await withStore(hop.url(name), async (store) => {
+        await withStore(hop.via((db.config as { url: string }).url), async (store) => {
           await store.ping();
           hop.freeze();
           // statement timeout 300 ms + 1 s of grace for a server that cannot even say it timed out
@@ -253,9 +187,9 @@ if (databaseKinds.includes("postgres")) {
     });
 
     it("answers StoreUnavailable while the server is down and works again when it is back", async () => {
-      const hop = await Hop.open(target);
+      const hop = await Hop.inFrontOf(adminUrl);
       try {
-        await withStore(hop.url(name), async (store) => {
+        await withStore(hop.via((db.config as { url: string }).url), async (store) => {
           await store.ping();
           // A statement on its way when the connection drops: the client is checked out then.
           hop.freeze();
@@ -278,16 +212,15 @@ if (databaseKinds.includes("postgres")) {
     });
 
     it("makes the API answer 503 Unavailable, without SQL, while the database is down", async () => {
-      const hop = await Hop.open(target);
+      const hop = await Hop.inFrontOf(adminUrl);
       const own = await freshDatabase("postgres");
       const dir = mkdtempSync(join(tmpdir(), "latchkey-pgdown-"));
       let running: Running | null = null;
       try {
-        const ownName = new URL((own.config as { url: string }).url).pathname.slice(1);
         const config = loadConfig({
           LATCHKEY_PORT: "0",
           LATCHKEY_LOG_LEVEL: "silent",
-          LATCHKEY_DATABASE_URL: hop.url(ownName),
+          LATCHKEY_DATABASE_URL: hop.via((own.config as { url: string }).url),
           LATCHKEY_DATABASE_STATEMENT_TIMEOUT_MS: "500",
           LATCHKEY_DATABASE_CONNECT_TIMEOUT_MS: "500",
           LATCHKEY_ADMIN_PAT_PATH: join(dir, "admin.pat"),
