@@ -19,7 +19,7 @@ async function main(): Promise<number> {
     process.stderr.write(`No database at ${config.database.path}\n`);
     return 2;
   }
-  const store = await openStore(config.database);
+  const store = await openStore(config.database, { migrate: false });
   try {
     const report = await verify(store);
     process.stdout.write(formatReport(report));

@@ -761,6 +761,35 @@ for (const kind of databaseKinds) {
       }
     });
 
+    it("opened without migrating, leaves the schema as it finds it", async () => {
+      const own = await freshDatabase(kind);
+      try {
+        // Refused when opened (SQLite prepares its statements then) or at the first read.
+        await assert.rejects(async () => {
+          const bare = await openStore(own.config, { migrate: false });
+          try {
+            await bare.getInstance();
+          } finally {
+            await bare.close();
+          }
+        });
+        await assert.rejects(migrationRecords(own.config), "no schema was created");
+
+        const migrating = await openStore(own.config);
+        const b = bootstrapPlan();
+        await migrating.append(b.request);
+        await migrating.close();
+        const reader = await openStore(own.config, { migrate: false });
+        try {
+          assert.equal((await reader.getInstance())?.id, b.instanceId);
+        } finally {
+          await reader.close();
+        }
+      } finally {
+        await own.drop();
+      }
+    });
+
     it("opens three stores at once on a fresh database, and one bootstrap wins", async () => {
       const own = await freshDatabase(kind);
       const stores = await Promise.all([openStore(own.config), openStore(own.config), openStore(own.config)]);

@@ -169,9 +169,18 @@ for (const kind of databaseKinds) {
       }
     });
 
-    it("reports a database without an instance, and the script exits 2 where there is no database", async () => {
+    it("changes nothing it checks, and tells a database without schema or instance", async () => {
       const db = await freshDatabase(kind);
       try {
+        // Nothing there yet: the script says so and creates nothing.
+        const bare = await runVerify(urlOf(db.config));
+        assert.equal(bare.code, 2, bare.out);
+        if (kind === "sqlite") assert.match(bare.out, /No database at/);
+        else assert.match(bare.out, /verify failed: .*does not exist/);
+        const again = await runVerify(urlOf(db.config));
+        assert.equal(again.code, 2, `the first run created nothing: ${again.out}`);
+
+        // The schema, but no instance: no node has started on it.
         const store = await openStore(db.config);
         try {
           const report = await verify(store);
@@ -183,16 +192,11 @@ for (const kind of databaseKinds) {
         } finally {
           await store.close();
         }
-        const run = await runVerify(urlOf(db.config));
-        assert.equal(run.code, 1, run.out);
-        assert.match(run.out, /No instance found/);
+        const empty = await runVerify(urlOf(db.config));
+        assert.equal(empty.code, 1, empty.out);
+        assert.match(empty.out, /No instance found/);
       } finally {
         await db.drop();
-      }
-      if (kind === "sqlite") {
-        const run = await runVerify("sqlite:/nonexistent/latchkey-verify/latchkey.db");
-        assert.equal(run.code, 2, run.out);
-        assert.match(run.out, /No database at/);
       }
     });
   });

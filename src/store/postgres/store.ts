@@ -478,7 +478,10 @@ const ignoreClientError = () => {};
 // at all (a frozen host, a network partition), where no statement timeout can fire.
 const silenceGraceMs = 1000;
 
-export async function openPostgresStore(settings: PostgresSettings): Promise<Store> {
+export async function openPostgresStore(
+  settings: PostgresSettings,
+  options: { migrate?: boolean } = {},
+): Promise<Store> {
   const connection = {
     connectionString: settings.url,
     connectionTimeoutMillis: settings.connectTimeoutMs,
@@ -491,15 +494,17 @@ export async function openPostgresStore(settings: PostgresSettings): Promise<Sto
 
   // Migrations get their own connection without the statement timeout: a long migration is
   // legitimate, and waiting for another node's migration is the point of the lock.
-  const migrator = new pg.Client(connection);
-  migrator.on("error", ignoreClientError);
-  try {
-    await migrator.connect();
-    await runPostgresMigrations(migrator);
-  } catch (err) {
-    throw translate(err);
-  } finally {
-    await migrator.end().catch(() => {});
+  if (options.migrate !== false) {
+    const migrator = new pg.Client(connection);
+    migrator.on("error", ignoreClientError);
+    try {
+      await migrator.connect();
+      await runPostgresMigrations(migrator);
+    } catch (err) {
+      throw translate(err);
+    } finally {
+      await migrator.end().catch(() => {});
+    }
   }
 
   const pool = new pg.Pool({

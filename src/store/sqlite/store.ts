@@ -200,7 +200,7 @@ function snapshotOn(db: Database.Database, instanceId: string): Snapshot {
   };
 }
 
-export function openSqliteStore(path: string): Store {
+export function openSqliteStore(path: string, options: { migrate?: boolean } = {}): Store {
   if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
   const db = new Database(path);
   db.pragma("journal_mode = WAL");
@@ -208,7 +208,7 @@ export function openSqliteStore(path: string): Store {
   db.pragma("synchronous = FULL");
   db.pragma("busy_timeout = 5000");
   db.pragma("foreign_keys = ON");
-  runSqliteMigrations(db);
+  if (options.migrate !== false) runSqliteMigrations(db);
 
   const q = {
     load: db.prepare(
