@@ -167,11 +167,12 @@ if (databaseKinds.includes("postgres")) {
       );
       assert.equal(outcomes.filter((o) => o === "ok").length, 1, outcomes.join(","));
       assert.equal(outcomes.filter((o) => o === "not_found").length, 24, outcomes.join(","));
+      // The outbox worker may add its own events (the removal notice was sent): only OTP ones count.
       const events = await store.loadEvents(instanceId, { type: "user", id: owner.userId }, 0);
-      assert.deepEqual(events.map((e) => e.type).slice(-2), [
-        "user.human.mfa.otp.sms.added",
-        "user.human.mfa.otp.sms.removed",
-      ]);
+      assert.deepEqual(
+        events.map((e) => e.type).filter((t) => t.includes(".otp.sms.")),
+        ["user.human.mfa.otp.sms.added", "user.human.mfa.otp.sms.removed"],
+      );
       assert.deepEqual((await verify(store)).differences, []);
     });
   });
