@@ -2,9 +2,10 @@ import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { type App, createApp } from "./app/app.ts";
 import { bootstrap } from "./app/bootstrap.ts";
-import type { AppDeps, Logger } from "./app/deps.ts";
-import type { Clock, SmsSender } from "./app/ports.ts";
+import { type AppDeps, type AppMetrics, type Logger, noMetrics } from "./app/deps.ts";
+import type { Clock, SmsSender, Store } from "./app/ports.ts";
 import type { Config } from "./config.ts";
+import { type Metrics, prometheusMetrics } from "./metrics/prometheus.ts";
 import { type OutboxWorker, startOutboxWorker } from "./notify/outbox-worker.ts";
 import { smsSenderFor } from "./notify/providers.ts";
 import { startServer } from "./server/server.ts";
@@ -25,28 +26,27 @@ export interface Overrides {
   readonly clock?: Clock;
 }
 
-function writeSecretFile(path: string, content: string): void {
+export function writeSecretFile(path: string, content: string): void {
   mkdirSync(dirname(path), { recursive: true });
   const tmp = `${path}.${process.pid}.tmp`;
   writeFileSync(tmp, content, { mode: 0o600 });
   renameSync(tmp, path);
 }
 
-// Wiring: config -> adapters -> app -> server.
-export async function startLatchkey(
+// What the application needs, built from the configuration. Without metrics nothing is
+// counted; without an outbox worker (the CLI) stored messages wait for a running node.
+export function appDeps(
   config: Config,
+  store: Store,
   log: Logger,
-  overrides: Overrides = {},
-): Promise<Running> {
-  const store = await openStore(config.database);
-  const sender = overrides.sms ?? smsSenderFor(config.sms, log);
-  // Set once the worker runs; a message stored before that is found by its first look.
-  let wakeOutbox = () => {};
-  const deps: AppDeps = {
+  extras: { metrics?: AppMetrics | undefined; clock?: Clock | undefined; outboxReady?: () => void } = {},
+): AppDeps {
+  return {
     store,
-    clock: overrides.clock ?? { now: () => new Date() },
-    outboxReady: () => wakeOutbox(),
+    clock: extras.clock ?? { now: () => new Date() },
+    outboxReady: extras.outboxReady ?? (() => {}),
     log,
+    metrics: extras.metrics ?? noMetrics,
     settings: {
       defaultRegion: config.defaultRegion,
       codeTtlMs: config.codeTtlSeconds * 1000,
@@ -61,6 +61,24 @@ export async function startLatchkey(
       },
     },
   };
+}
+
+// Wiring: config -> adapters -> app -> server.
+export async function startLatchkey(
+  config: Config,
+  log: Logger,
+  overrides: Overrides = {},
+): Promise<Running> {
+  const store = await openStore(config.database);
+  const metrics = config.metricsEnabled ? prometheusMetrics(store) : null;
+  const sender = overrides.sms ?? smsSenderFor(config.sms, log);
+  // Set once the worker runs; a message stored before that is found by its first look.
+  let wakeOutbox = () => {};
+  const deps = appDeps(config, store, log, {
+    metrics: metrics?.app,
+    clock: overrides.clock,
+    outboxReady: () => wakeOutbox(),
+  });
   try {
     const boot = await bootstrap(deps);
     let adminPatWritten: string | null = null;
@@ -69,7 +87,7 @@ export async function startLatchkey(
       adminPatWritten = config.adminPatPath;
     }
     const app = createApp(deps, boot.instance.id);
-    const listener = await startServer(app, { port: config.port, host: config.host, log });
+    const listener = await startServer(app, { port: config.port, host: config.host, log, metrics });
     const outbox = startOutboxWorker(
       {
         store,
@@ -87,6 +105,7 @@ export async function startLatchkey(
       },
     );
     wakeOutbox = outbox.wake;
+    metrics?.watchSms(() => outbox.counters());
     return {
       app,
       port: listener.port,

@@ -311,6 +311,20 @@ for (const kind of databaseKinds) {
       await store.ping();
     });
 
+    it("reports its connection pool where it has one", async () => {
+      const stats = store.poolStats();
+      if (kind === "sqlite") {
+        assert.equal(stats, null, "SQLite has one embedded connection and no pool");
+        return;
+      }
+      await store.ping();
+      assert.ok(stats);
+      const after = store.poolStats()!;
+      assert.ok(after.total >= 1, "a connection was opened for the ping");
+      assert.ok(after.idle <= after.total && after.total <= after.max);
+      assert.equal(after.waiting, 0);
+    });
+
     it("appends events and loads them back exactly", async () => {
       const plan = newUserPlan(instanceId, org.id, human("roundtrip"));
       const recorded = await store.append(plan.request);

@@ -19,7 +19,8 @@ import type { HttpRule } from "@zitadel/proto/google/api/http_pb.js";
 import type { App } from "../app/app.ts";
 import { principalKey } from "./context.ts";
 import { type ErrorReporter, restErrorBody, toConnectError } from "./errors.ts";
-import { callerFor } from "./guard.ts";
+import { requireMethodPermission } from "./guard.ts";
+import { requestIdKey } from "./observe.ts";
 import { methodOptions, type ServedService, type UnaryHandler } from "./services.ts";
 
 type Segment = { readonly literal: string } | { readonly field: string };
@@ -174,9 +175,8 @@ async function requestMessage(m: RestMatch, req: Request, url: URL) {
   let json: JsonObject = {};
   if (text.trim() !== "") {
     if (m.route.body === "") throw badRequest("this method takes no request body");
-    const type = String(req.headers["content-type"] ?? "application/json");
-    if (!type.includes("json"))
-      throw badRequest(`content type ${type} is not supported; send application/json`);
+    // Whatever the content type says, the body is read as JSON, as ZITADEL's gateway does
+    // (its wildcard marshaler): `curl -d '{...}'` sends form-urlencoded and must still work.
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
@@ -224,6 +224,12 @@ export function restMethodNotAllowed(res: Response): void {
   send(res, 405, { code: Code.Unimplemented, message: "Method Not Allowed", details: [] });
 }
 
+export interface RestOutcome {
+  readonly status: number;
+  readonly code: Code | null;
+  readonly callerId: string | null;
+}
+
 // One REST call: authenticate, read the message, run the same handler gRPC runs, answer JSON.
 export async function serveRest(
   app: App,
@@ -232,11 +238,17 @@ export async function serveRest(
   req: Request,
   res: Response,
   url: URL,
-): Promise<void> {
+  requestId: string,
+): Promise<RestOutcome> {
   const { route } = m;
+  let callerId: string | null = null;
   try {
     const values = createContextValues();
-    values.set(principalKey, await callerFor(app, route.method, req.headers.authorization));
+    const principal = await app.authenticate(req.headers.authorization);
+    callerId = principal.userId;
+    requireMethodPermission(principal, route.method);
+    values.set(principalKey, principal);
+    values.set(requestIdKey, requestId);
     const input = await requestMessage(m, req, url);
     const ctx = createHandlerContext({
       service: route.service,
@@ -249,9 +261,13 @@ export async function serveRest(
     });
     const out = await route.handler(input, ctx);
     const msg = create(route.method.output, out as never);
-    send(res, methodOptions(route.method).successCode, toJson(route.method.output, msg));
+    const status = methodOptions(route.method).successCode;
+    send(res, status, toJson(route.method.output, msg));
+    return { status, code: null, callerId };
   } catch (err) {
-    const { status, body, headers } = restErrorBody(toConnectError(err, reporter));
+    const connectError = toConnectError(err, reporter);
+    const { status, body, headers } = restErrorBody(connectError);
     send(res, status, body, headers);
+    return { status, code: connectError.code, callerId };
   }
 }

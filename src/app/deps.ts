@@ -6,6 +6,18 @@ export interface Logger {
   error(msg: string, fields?: Record<string, unknown>): void;
 }
 
+// What the application reports about its writes; the adapter (Prometheus) counts them.
+export interface AppMetrics {
+  // An append stored this many events.
+  appended(events: number): void;
+  // An append lost a race with another writer; the command decides again on fresh state.
+  conflict(): void;
+  // A command lost the race too often and answered Aborted.
+  gaveUp(): void;
+}
+
+export const noMetrics: AppMetrics = { appended() {}, conflict() {}, gaveUp() {} };
+
 export interface AppSettings {
   // Region used to read phone numbers written without a country code.
   readonly defaultRegion: string;
@@ -35,5 +47,6 @@ export interface AppDeps {
   // Tells this node's outbox worker that a message was just stored (other nodes poll).
   readonly outboxReady: () => void;
   readonly log: Logger;
+  readonly metrics: AppMetrics;
   readonly settings: AppSettings;
 }

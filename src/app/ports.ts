@@ -217,6 +217,16 @@ export interface Snapshot {
   getInstance(): Promise<InstanceRow | null>;
 }
 
+// How busy a connection pool is, for metrics.
+export interface PoolStats {
+  // Connections open (idle or in use), of at most `max`.
+  readonly total: number;
+  readonly idle: number;
+  readonly max: number;
+  // Callers waiting for a connection because all are in use.
+  readonly waiting: number;
+}
+
 export interface Store {
   readonly dialect: "sqlite" | "postgres";
   // Events of one aggregate with a sequence above `afterSequence`, in order.
@@ -253,6 +263,8 @@ export interface Store {
   // Forgets messages settled before `settledBefore` and limit counts from before `countedBefore`.
   pruneOutbox(instanceId: string, settledBefore: Date, countedBefore: Date): Promise<void>;
 
+  // null where there is no pool to watch (SQLite: one embedded connection).
+  poolStats(): PoolStats | null;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

@@ -71,10 +71,14 @@ export async function transact<T>(
           throw alreadyExists("COMMAND-k2unb", "Username is already taken");
         if (err instanceof QuotaExceeded) throw limitError(err);
         if (!(err instanceof ConcurrencyError)) throw err;
-        if (attempt >= deps.settings.maxConflictRetries)
+        deps.metrics.conflict();
+        if (attempt >= deps.settings.maxConflictRetries) {
+          deps.metrics.gaveUp();
           throw new DomainError("aborted", "LK-CONFLICT", "Too many concurrent changes; try again");
+        }
         continue;
       }
+      if (recorded.length > 0) deps.metrics.appended(recorded.length);
     }
     if (p.error) throw p.error;
     return p.result(recorded);

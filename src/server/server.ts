@@ -1,17 +1,44 @@
 import { randomUUID } from "node:crypto";
+import type { IncomingMessage } from "node:http";
+import type { Http2ServerRequest } from "node:http2";
+import { Code, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { ErrorReporter } from "../api/errors.ts";
 import { guardInterceptor } from "../api/guard.ts";
+import {
+  codeName,
+  elapsedMs,
+  observingInterceptor,
+  type RequestObserver,
+  type RequestRecord,
+  requestIdKey,
+} from "../api/observe.ts";
 import { restMethodNotAllowed, restNotFound, restRoutes, serveRest } from "../api/rest.ts";
 import { servedServices } from "../api/services.ts";
 import type { App } from "../app/app.ts";
 import type { Logger } from "../app/deps.ts";
+import type { Metrics } from "../metrics/prometheus.ts";
 import { type Listener, listen, type RequestHandler } from "./listener.ts";
 
 export interface ServerOptions {
   readonly port: number;
   readonly host: string;
   readonly log: Logger;
+  // null: no /metrics endpoint.
+  readonly metrics: Metrics | null;
+}
+
+// A caller's own request id is kept when it is a plain token, so that its logs and ours join up.
+const requestIdOf = (req: IncomingMessage | Http2ServerRequest): string => {
+  const given = req.headers["x-request-id"];
+  return typeof given === "string" && /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID();
+};
+
+function observerFor(log: Logger, metrics: Metrics | null): RequestObserver {
+  return (record: RequestRecord) => {
+    log.info("request", { ...record });
+    metrics?.observeRequest(record);
+  };
 }
 
 function reporterFor(log: Logger): ErrorReporter {
@@ -29,15 +56,18 @@ function reporterFor(log: Logger): ErrorReporter {
 }
 
 // Health first, then REST paths from the annotations, then gRPC / gRPC-web / Connect.
-export function requestHandler(app: App, log: Logger): RequestHandler {
+export function requestHandler(app: App, log: Logger, metrics: Metrics | null): RequestHandler {
   const reporter = reporterFor(log);
+  const observe = observerFor(log, metrics);
   const served = servedServices(app);
   const rest = restRoutes(served);
+  const requestIds = new WeakMap<object, string>();
   const connect = connectNodeAdapter({
     routes: (router) => {
       for (const s of served) s.register(router);
     },
-    interceptors: [guardInterceptor(app, reporter)],
+    contextValues: (req) => createContextValues().set(requestIdKey, requestIds.get(req) ?? randomUUID()),
+    interceptors: [observingInterceptor(observe), guardInterceptor(app, reporter)],
   });
 
   return (req, res) => {
@@ -54,17 +84,60 @@ export function requestHandler(app: App, log: Logger): RequestHandler {
       );
       return;
     }
-    const m = rest.match(req.method ?? "GET", url.pathname);
-    if (m === "method") return restMethodNotAllowed(res);
-    if (m) {
-      serveRest(app, reporter, m, req, res, url).catch((err) => reporter.unexpected(err));
+    if (url.pathname === "/metrics" && metrics && req.method === "GET") {
+      metrics.scrape().then(
+        ({ contentType, body }) => {
+          res.writeHead(200, { "content-type": contentType });
+          res.end(body);
+        },
+        (err) => json(500, { status: `metrics unavailable (${reporter.unexpected(err)})` }),
+      );
       return;
     }
-    if (/^\/v2(beta)?\//.test(url.pathname)) return restNotFound(res);
-    connect(req, res);
+
+    const started = performance.now();
+    const requestId = requestIdOf(req);
+    res.setHeader("x-request-id", requestId);
+    const m = rest.match(req.method ?? "GET", url.pathname);
+    if (m === null && !/^\/v2(beta)?\//.test(url.pathname)) {
+      requestIds.set(req, requestId);
+      connect(req, res);
+      return;
+    }
+    const unmatched = (status: number, code: Code) =>
+      observe({
+        requestId,
+        protocol: "rest",
+        method: "",
+        code: codeName(code),
+        status,
+        latencyMs: elapsedMs(started),
+        callerId: null,
+      });
+    if (m === "method") {
+      restMethodNotAllowed(res);
+      return unmatched(405, Code.Unimplemented);
+    }
+    if (m === null) {
+      restNotFound(res);
+      return unmatched(404, Code.NotFound);
+    }
+    serveRest(app, reporter, m, req, res, url, requestId).then(
+      (outcome) =>
+        observe({
+          requestId,
+          protocol: "rest",
+          method: `${m.route.service.typeName}/${m.route.method.name}`,
+          code: codeName(outcome.code),
+          status: outcome.status,
+          latencyMs: elapsedMs(started),
+          callerId: outcome.callerId,
+        }),
+      (err) => reporter.unexpected(err),
+    );
   };
 }
 
 export function startServer(app: App, options: ServerOptions): Promise<Listener> {
-  return listen(requestHandler(app, options.log), options.port, options.host);
+  return listen(requestHandler(app, options.log, options.metrics), options.port, options.host);
 }

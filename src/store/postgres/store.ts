@@ -727,6 +727,14 @@ export async function openPostgresStore(
         throw err;
       }
     },
+    poolStats() {
+      return {
+        total: pool.totalCount,
+        idle: pool.idleCount,
+        max: settings.poolSize,
+        waiting: pool.waitingCount,
+      };
+    },
     async ping() {
       await withClient((c) => c.query("SELECT 1"));
     },

@@ -512,6 +512,9 @@ export function openSqliteStore(path: string, options: { migrate?: boolean } = {
         reader.close();
       }
     },
+    poolStats() {
+      return null;
+    },
     async ping() {
       db.prepare("SELECT 1").get();
     },
