@@ -12,7 +12,7 @@ import { OrganizationService } from "@zitadel/proto/zitadel/org/v2/org_service_p
 import { UserService } from "@zitadel/proto/zitadel/user/v2/user_service_pb.js";
 import { clients, protocols, rest, serviceClient } from "./support/clients.ts";
 import { humanUser } from "./support/fixtures.ts";
-import { killAll, spawnLatchkey } from "./support/process.ts";
+import { killAll, latchkeyBin, logLines, spawnLatchkey } from "./support/process.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
 
 const implemented = new Set([
@@ -149,7 +149,8 @@ describe("the process", () => {
 
   it("writes the admin token once, readable only by its owner, and says where", async () => {
     const p = await spawnLatchkey(env);
-    assert.match(p.output(), /"msg":"admin token written","path":"[^"]*admin\.pat"/);
+    const written = logLines(p.output()).find((l) => l.msg === "admin token written");
+    assert.equal(written?.path, env.LATCHKEY_ADMIN_PAT_PATH);
     assert.equal(statSync(env.LATCHKEY_ADMIN_PAT_PATH).mode & 0o777, 0o600);
     const token = readFileSync(env.LATCHKEY_ADMIN_PAT_PATH, "utf8").trim();
     assert.ok(!p.output().includes(token), "the token is never logged");
@@ -196,7 +197,7 @@ describe("the process", () => {
   });
 
   it("refuses a bad setting at start, naming it", () => {
-    const r = spawnSync(process.execPath, ["--import", "tsx", "src/main.ts"], {
+    const r = spawnSync(process.execPath, [latchkeyBin, "start"], {
       env: { ...process.env, ...env, LATCHKEY_PORT: "eighty" },
       encoding: "utf8",
     });

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
+import { join } from "node:path";
 
 export interface ServerProcess {
   readonly child: ChildProcess;
@@ -8,7 +9,8 @@ export interface ServerProcess {
   exited(): Promise<number | null>;
 }
 
-// Latchkey as `npm start` runs it: a separate process, configured by environment only.
+// Latchkey as `npm start` runs it (`latchkey start`): a separate process, configured by
+// environment only.
 const live = new Set<ChildProcess>();
 
 // For an after() hook: a failed assertion must not leave a server running and the test
@@ -17,8 +19,26 @@ export function killAll(): void {
   for (const c of live) c.kill("SIGKILL");
 }
 
-export async function spawnLatchkey(env: Record<string, string>, cwd?: string): Promise<ServerProcess> {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+export const latchkeyBin = join(process.cwd(), "bin", "latchkey.mjs");
+
+// The JSON log lines a process wrote, parsed; other output is left out.
+export function logLines(output: string): Record<string, unknown>[] {
+  return output.split("\n").flatMap((line) => {
+    if (!line.startsWith("{")) return [];
+    try {
+      return [JSON.parse(line) as Record<string, unknown>];
+    } catch {
+      return [];
+    }
+  });
+}
+
+export async function spawnLatchkey(
+  env: Record<string, string>,
+  cwd?: string,
+  args: string[] = [],
+): Promise<ServerProcess> {
+  const child = spawn(process.execPath, [latchkeyBin, "start", ...args], {
     cwd: cwd ?? process.cwd(),
     env: { ...process.env, LATCHKEY_PORT: "0", ...env },
     stdio: ["ignore", "pipe", "pipe"],
@@ -36,10 +56,10 @@ export async function spawnLatchkey(env: Record<string, string>, cwd?: string): 
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no start within 20s:\n${out}`)), 20_000);
     const look = () => {
-      const m = /"msg":"latchkey started","url":"([^"]+)"/.exec(out);
-      if (m?.[1]) {
+      const started = logLines(out).find((l) => l.msg === "latchkey started");
+      if (typeof started?.url === "string") {
         clearTimeout(timer);
-        resolve(m[1]);
+        resolve(started.url);
       }
     };
     child.stdout?.on("data", look);
