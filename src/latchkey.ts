@@ -5,7 +5,7 @@ import { bootstrap } from "./app/bootstrap.ts";
 import { type AppDeps, type AppMetrics, type Logger, noMetrics } from "./app/deps.ts";
 import type { Clock, SmsSender, Store } from "./app/ports.ts";
 import type { Config } from "./config.ts";
-import { type Metrics, prometheusMetrics } from "./metrics/prometheus.ts";
+import { prometheusMetrics } from "./metrics/prometheus.ts";
 import { type OutboxWorker, startOutboxWorker } from "./notify/outbox-worker.ts";
 import { smsSenderFor } from "./notify/providers.ts";
 import { startServer } from "./server/server.ts";

@@ -123,15 +123,24 @@ describe("the latchkey command", () => {
     const r = await latchkey(["config", "--config", file], {
       LATCHKEY_PORT: "9001",
       LATCHKEY_DATABASE_URL: "postgres://latchkey:s3cret-pw@db.example:5432/lk",
+      LATCHKEY_SMS_PROVIDER: "webhook",
+      LATCHKEY_SMS_WEBHOOK_URL: "https://sms.example/hook",
+      LATCHKEY_SMS_WEBHOOK_SECRET: "webhook-secret-0123",
+      LATCHKEY_SMS_OUTBOX_KEY: "ab".repeat(32),
     });
     assert.equal(r.status, 0, r.stderr);
-    assert.doesNotMatch(r.stdout, /s3cret-pw/);
+    for (const secret of ["s3cret-pw", "webhook-secret-0123", "ab".repeat(32)])
+      assert.ok(!r.stdout.includes(secret), `config shows ${secret}`);
     const shown = parseYaml(r.stdout);
     assert.equal(shown.port, 9001);
     assert.equal(shown.host, "0.0.0.0");
     assert.equal(shown.log.level, "warn");
     assert.equal(shown.database.url, "postgres://latchkey:****@db.example:5432/lk");
     assert.equal(shown.database.poolSize, 10);
+    assert.equal(shown.sms.webhookUrl, "https://sms.example/hook");
+    assert.equal(shown.sms.webhookSecret, "****");
+    assert.equal(shown.sms.outboxKey, "****");
+    assert.equal(shown.sms.twilioAuthToken, "", "an unset secret shows as unset");
     assert.match(r.stdout, /^port: 9001 # LATCHKEY_PORT$/m);
     assert.match(r.stdout, /^host: 0\.0\.0\.0 # from the file$/m);
     assert.match(r.stdout, /^ {2}poolSize: 10 # default$/m);

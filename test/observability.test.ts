@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Code } from "@connectrpc/connect";
+import { SmsDeliveryError, type SmsSender } from "../src/app/ports.ts";
 import { transact } from "../src/app/transact.ts";
 import { loadConfig } from "../src/config.ts";
 import type { Principal } from "../src/domain/permissions.ts";
@@ -164,6 +165,8 @@ for (const db of databaseKinds) {
 
     it("counts calls, latencies, appends and SMS at /metrics", async () => {
       const method = "zitadel.user.v2.UserService/AddOTPSMS";
+      await server.smsIdle();
+      const smsBefore = server.sms.length;
       const beforeText = await scrape(server.url);
       const user = await humanUser(admin);
       for (const protocol of protocols) {
@@ -182,7 +185,11 @@ for (const db of databaseKinds) {
         body: {},
       });
       assert.equal(r.status, 400, "the new number is not verified yet");
+      await server.smsIdle();
       const afterText = await scrape(server.url);
+      // The code for the new number, and a notice to the old one each time OTP SMS ended.
+      const texted = server.sms.length - smsBefore;
+      assert.ok(texted >= 2, `${texted} SMS`);
 
       const moved = (name: string, labels: Record<string, string> = {}) =>
         sample(afterText, name, labels) - sample(beforeText, name, labels);
@@ -201,11 +208,13 @@ for (const db of databaseKinds) {
         1,
       );
       assert.equal(moved("latchkey_request_duration_seconds_count", { protocol: "connect", method }), 1);
-      // humanUser, 3 adds, 3 removals, setPhone: eight stored appends, each of at least one event.
-      assert.equal(moved("latchkey_event_appends_total"), 8);
-      assert.ok(moved("latchkey_events_appended_total") >= 8);
-      assert.equal(moved("latchkey_sms_sent_total", { type: "phone_verification" }), 1);
-      assert.equal(server.sms.at(-1)?.to, "+41791230000");
+      // humanUser, 3 adds, 3 removals, setPhone: eight appends of at least one event each, and
+      // one more for each SMS, recording that it was sent.
+      assert.equal(moved("latchkey_event_appends_total"), 8 + texted);
+      assert.ok(moved("latchkey_events_appended_total") >= 8 + texted);
+      assert.equal(moved("latchkey_sms_total", { outcome: "sent" }), texted);
+      assert.equal(moved("latchkey_sms_total", { outcome: "failed" }), 0);
+      assert.ok(server.sms.some((m) => m.to === "+41791230000" && m.type === "phone_verification"));
       assert.match(afterText, /^latchkey_process_cpu_seconds_total /m);
       if (db === "postgres") {
         assert.equal(sample(afterText, "latchkey_db_pool_connections", { state: "max" }), 10);
@@ -260,36 +269,51 @@ describe("metrics and logs elsewhere", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it("counts an SMS the provider refused, and the change still stands", async () => {
+  it("counts SMS the provider refused for now, retried, and refused for good", async () => {
     const config = loadConfig({
       LATCHKEY_PORT: "0",
       LATCHKEY_DATABASE_URL: `sqlite:${join(dir, "db.sqlite")}`,
       LATCHKEY_ADMIN_PAT_PATH: join(dir, "admin.pat"),
+      LATCHKEY_SMS_RETRY_BASE_MS: "10",
     });
     const logs: string[] = [];
+    // The first number is refused once for now, then taken; the second is refused for good.
+    let calls = 0;
+    const sender: SmsSender = {
+      name: "flaky",
+      async send(m) {
+        calls++;
+        if (m.to.endsWith("9999")) throw new SmsDeliveryError("permanent", "number blocked");
+        if (calls === 1) throw new SmsDeliveryError("transient", "provider busy");
+        return { providerMessageId: null };
+      },
+    };
     running = await startLatchkey(
       config,
       jsonLogger("info", (l) => logs.push(l)),
-      {
-        sms: {
-          async send() {
-            throw new Error("provider down");
-          },
-        },
-      },
+      { sms: sender },
     );
     const url = `http://127.0.0.1:${running.port}`;
     const admin = clients(url, readFileSync(config.adminPatPath, "utf8").trim());
-    const user = await humanUser(admin);
-    await admin.users.setPhone({
-      userId: user.userId,
-      phone: "+41791239999",
-      verification: { case: "sendCode", value: {} },
-    });
-    const text = await scrape(url);
-    assert.equal(sample(text, "latchkey_sms_failed_total", { type: "phone_verification" }), 1);
-    assert.equal(sample(text, "latchkey_sms_sent_total", { type: "phone_verification" }), 0);
-    assert.ok(logs.some((l) => l.includes("sms delivery failed")));
+    for (const phone of ["+41791238888", "+41791239999"]) {
+      const user = await humanUser(admin);
+      await admin.users.setPhone({
+        userId: user.userId,
+        phone,
+        verification: { case: "sendCode", value: {} },
+      });
+    }
+    let text = "";
+    for (let waited = 0; waited < 10_000; waited += 50) {
+      await running.outbox.idle();
+      text = await scrape(url);
+      if (sample(text, "latchkey_sms_total", { outcome: "sent" }) >= 1) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.equal(sample(text, "latchkey_sms_total", { outcome: "sent" }), 1);
+    assert.equal(sample(text, "latchkey_sms_total", { outcome: "retried" }), 1);
+    assert.equal(sample(text, "latchkey_sms_total", { outcome: "failed" }), 1);
+    assert.ok(logs.some((l) => l.includes("sms failed")));
   });
 
   it("serves no /metrics when metrics are turned off", async () => {
