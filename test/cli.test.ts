@@ -53,7 +53,7 @@ describe("the latchkey command", () => {
   it("explains itself and each command with --help", async () => {
     const overview = await latchkey(["--help"]);
     assert.equal(overview.status, 0);
-    for (const name of ["start", "migrate", "config", "admin create-pat"]) {
+    for (const name of ["start", "migrate", "verify", "config", "admin create-pat"]) {
       assert.match(overview.stdout, new RegExp(`^  ${name} `, "m"));
       const help = await latchkey([...name.split(" "), "--help"]);
       assert.equal(help.status, 0, help.stderr);
@@ -216,6 +216,10 @@ describe("the latchkey command", () => {
         assert.equal(refused.status, 1);
         assert.match(refused.stderr, /machine users only \(COMMAND-Dv2sf\)/);
         assert.equal(refused.stdout, "");
+
+        // What the command wrote agrees with the event log, as every write must.
+        const verified = await latchkey(["verify"], env);
+        assert.equal(verified.status, 0, verified.stdout + verified.stderr);
       } finally {
         server.child.kill("SIGTERM");
         await server.exited();

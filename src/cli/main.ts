@@ -3,8 +3,9 @@ import { type Command, type Env, helpOf, parse, refusal, usageError } from "./co
 import { config } from "./config.ts";
 import { migrate } from "./migrate.ts";
 import { start } from "./start.ts";
+import { verify } from "./verify.ts";
 
-export const commands: readonly Command[] = [start, migrate, config, adminCreatePat];
+export const commands: readonly Command[] = [start, migrate, verify, config, adminCreatePat];
 
 function overview(): string {
   const width = Math.max(...commands.map((c) => c.name.length)) + 3;
