@@ -4,7 +4,7 @@ export interface NewEvent {
   readonly payload: Readonly<Record<string, unknown>> | null;
 }
 
-export type AggregateType = "instance" | "org" | "user";
+export type AggregateType = "instance" | "org" | "user" | "session";
 
 export interface AggregateRef {
   readonly type: AggregateType;

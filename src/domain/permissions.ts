@@ -8,7 +8,12 @@ export type Permission =
   | "user.delete"
   | "org.create"
   | "org.member.write"
-  | "iam.member.write";
+  | "iam.member.write"
+  | "session.read"
+  | "session.write"
+  | "session.delete"
+  | "policy.read"
+  | "policy.write";
 
 const table: Record<string, readonly Permission[]> = {
   IAM_OWNER: [
@@ -19,6 +24,11 @@ const table: Record<string, readonly Permission[]> = {
     "org.create",
     "org.member.write",
     "iam.member.write",
+    "session.read",
+    "session.write",
+    "session.delete",
+    "policy.read",
+    "policy.write",
   ],
   IAM_ORG_MANAGER: [
     "user.read",
@@ -27,14 +37,35 @@ const table: Record<string, readonly Permission[]> = {
     "user.delete",
     "org.create",
     "org.member.write",
+    "policy.read",
+    "policy.write",
   ],
-  IAM_LOGIN_CLIENT: ["user.read", "user.write", "user.credential.write", "org.create"],
+  IAM_LOGIN_CLIENT: [
+    "user.read",
+    "user.write",
+    "user.credential.write",
+    "org.create",
+    "session.read",
+    "session.write",
+    "session.delete",
+    "policy.read",
+  ],
   IAM_USER_MANAGER: ["user.read", "user.write", "user.delete"],
   IAM_OWNER_VIEWER: ["user.read"],
   IAM_ORG_MANAGER_VIEWER: ["user.read"],
-  ORG_OWNER: ["user.read", "user.write", "user.credential.write", "user.delete", "org.member.write"],
+  ORG_OWNER: [
+    "user.read",
+    "user.write",
+    "user.credential.write",
+    "user.delete",
+    "org.member.write",
+    "session.read",
+    "session.delete",
+    "policy.read",
+    "policy.write",
+  ],
   ORG_USER_MANAGER: ["user.read", "user.write", "user.delete"],
-  ORG_OWNER_VIEWER: ["user.read"],
+  ORG_OWNER_VIEWER: ["user.read", "policy.read"],
   ORG_USER_PERMISSION_EDITOR: ["user.read"],
 };
 
@@ -55,6 +86,8 @@ export interface Principal {
   readonly userId: string;
   readonly orgId: string;
   readonly memberships: readonly Membership[];
+  // Set when the caller authenticated with a session token rather than a personal access token.
+  readonly sessionId?: string;
 }
 
 const grants = (m: Membership, permission: Permission) =>

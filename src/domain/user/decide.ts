@@ -1,6 +1,14 @@
 import { alreadyExists, invalid, notFound, precondition } from "../errors.ts";
 import { type Decision, emit, type NewEvent } from "../events.ts";
-import { type PhoneCodeAdded, type Profile, type SmsFailed, type SmsSent, UserEvent } from "./events.ts";
+import { reachesLimit } from "../policy.ts";
+import {
+  type PasswordChanged,
+  type PhoneCodeAdded,
+  type Profile,
+  type SmsFailed,
+  type SmsSent,
+  UserEvent,
+} from "./events.ts";
 import { type UserState, userExists } from "./state.ts";
 
 // A fresh verification code as the application layer made it: only its hash reaches events.
@@ -39,12 +47,24 @@ function phoneEvents(phone: PhoneInput): NewEvent[] {
     : [changed, codeAdded(phone.code)];
 }
 
+// A password as the application layer prepared it: already hashed (or an imported hash).
+export interface PasswordInput {
+  readonly encodedHash: string;
+  readonly changeRequired: boolean;
+}
+
+const passwordChanged = (p: PasswordInput): NewEvent => ({
+  type: UserEvent.passwordChanged,
+  payload: { encodedHash: p.encodedHash, changeRequired: p.changeRequired } satisfies PasswordChanged,
+});
+
 export interface NewHuman {
   readonly username: string;
   readonly profile: Profile;
   readonly email: string;
   readonly emailVerified: boolean;
   readonly phone: PhoneInput | null;
+  readonly password?: PasswordInput | null;
 }
 
 export function addHuman(s: UserState, h: NewHuman): Decision {
@@ -56,7 +76,11 @@ export function addHuman(s: UserState, h: NewHuman): Decision {
     type: UserEvent.humanAdded,
     payload: { username: h.username, profile: h.profile, email: h.email, emailVerified: h.emailVerified },
   };
-  return emit(added, ...(h.phone ? phoneEvents(h.phone) : []));
+  return emit(
+    added,
+    ...(h.phone ? phoneEvents(h.phone) : []),
+    ...(h.password ? [passwordChanged(h.password)] : []),
+  );
 }
 
 export function addMachine(
@@ -159,4 +183,139 @@ export function recordSmsSent(s: UserState, sent: SmsSent): Decision {
 export function recordSmsFailed(s: UserState, failed: SmsFailed): Decision {
   if (!userExists(s)) return emit();
   return emit({ type: UserEvent.smsFailed, payload: { ...failed } });
+}
+
+// ---- Passwords ------------------------------------------------------------------------------
+
+function assertHuman(s: UserState): void {
+  assertUserExists(s);
+  if (s.kind !== "human") throw precondition("LK-HUMAN", "Only human users have a password");
+}
+
+export function setPassword(s: UserState, password: PasswordInput): Decision {
+  assertHuman(s);
+  return emit(passwordChanged(password));
+}
+
+// The code was checked by the caller of this decision only as far as computing `matches`.
+export function setPasswordWithCode(
+  s: UserState,
+  attempt: { readonly matches: (hash: string) => boolean; readonly now: Date },
+  password: PasswordInput,
+): Decision {
+  assertHuman(s);
+  if (!s.passwordCode) throw precondition("COMMAND-2M9fs", "No password reset code is pending");
+  if (new Date(s.passwordCode.expiresAt) <= attempt.now)
+    throw precondition("CODE-QvUQ4P", "Password reset code has expired");
+  if (!attempt.matches(s.passwordCode.hash)) throw invalid("CODE-woT0xc", "Password reset code is invalid");
+  return emit(passwordChanged(password));
+}
+
+export function requestPasswordReset(s: UserState, code: IssuedCode): Decision {
+  assertHuman(s);
+  return emit({
+    type: UserEvent.passwordCodeAdded,
+    payload: {
+      codeHash: code.hash,
+      expiresAt: code.expiresAt.toISOString(),
+      codeReturned: code.returned,
+    } satisfies PhoneCodeAdded,
+  });
+}
+
+const lockedError = () => precondition("COMMAND-JLK35", "User is locked");
+
+// A failure is recorded even though the caller gets an error: it counts towards the lockout,
+// and at the limit the user is locked in the same write.
+function failure(failed: string, failedSoFar: number, max: number, error: Error): Decision {
+  const events: NewEvent[] = [{ type: failed, payload: null }];
+  if (reachesLimit(failedSoFar, max)) events.push({ type: UserEvent.locked, payload: null });
+  return { events, error };
+}
+
+export function checkPassword(
+  s: UserState,
+  attempt: {
+    readonly matches: boolean;
+    readonly maxAttempts: number;
+    // The same password hashed anew, when the stored hash is bcrypt or of older argon2id costs.
+    readonly rehashed?: string | undefined;
+  },
+): Decision {
+  if (!userExists(s)) throw precondition("COMMAND-3n77z", "User could not be found");
+  if (s.state === "locked") throw lockedError();
+  if (s.state === "inactive") throw precondition("SESSION-Gj4ko", "User is not active");
+  if (!s.passwordHash) throw precondition("COMMAND-3nJ4t", "User has no password");
+  if (!attempt.matches)
+    return failure(
+      UserEvent.passwordCheckFailed,
+      s.failedPasswordAttempts,
+      attempt.maxAttempts,
+      invalid("COMMAND-3M0fs", "Password is invalid"),
+    );
+  const succeeded: NewEvent = { type: UserEvent.passwordCheckSucceeded, payload: null };
+  if (!attempt.rehashed) return emit(succeeded);
+  return emit(succeeded, { type: UserEvent.passwordHashUpdated, payload: { encodedHash: attempt.rehashed } });
+}
+
+// ---- OTP SMS at sign-in -----------------------------------------------------------------------
+
+// What a session's challenge holds of the code it sent.
+export interface OtpChallenge {
+  readonly hash: string;
+  readonly expiresAt: string;
+  readonly otpSmsSince: number;
+}
+
+export function assertCanChallengeOtpSms(s: UserState): void {
+  if (!userExists(s)) throw precondition("COMMAND-3n77z", "User could not be found");
+  if (s.state === "locked") throw lockedError();
+  if (s.state === "inactive") throw precondition("SESSION-Gj4ko", "User is not active");
+  if (!s.otpSms || !s.phone) throw precondition("COMMAND-BJ2g3", "OTP SMS is not set up for this user");
+}
+
+export function checkOtpSms(
+  s: UserState,
+  challenge: OtpChallenge | null,
+  attempt: { readonly matches: (hash: string) => boolean; readonly now: Date; readonly maxAttempts: number },
+): Decision {
+  if (!userExists(s)) throw precondition("COMMAND-3n77z", "User could not be found");
+  if (s.state === "locked") throw lockedError();
+  if (s.state === "inactive") throw precondition("SESSION-Gj4ko", "User is not active");
+  if (!s.otpSms) throw precondition("COMMAND-d2r52", "OTP SMS is not set up for this user");
+  // A code from before the factor was last removed belongs to a factor that no longer exists.
+  if (!challenge || challenge.otpSmsSince !== s.otpSmsSince)
+    throw precondition("COMMAND-S34gh", "No OTP code is pending: request a new one");
+  const fail = (error: Error) =>
+    failure(UserEvent.otpSmsCheckFailed, s.failedOtpAttempts, attempt.maxAttempts, error);
+  if (new Date(challenge.expiresAt) <= attempt.now)
+    return fail(precondition("CODE-QvUQ4P", "OTP code has expired"));
+  if (!attempt.matches(challenge.hash)) return fail(invalid("CODE-woT0xc", "OTP code is invalid"));
+  return emit({ type: UserEvent.otpSmsCheckSucceeded, payload: null });
+}
+
+// ---- User state -------------------------------------------------------------------------------
+
+export function lockUser(s: UserState): Decision {
+  if (!userExists(s)) throw notFound("COMMAND-5M9fs", "User could not be found");
+  if (s.state !== "active") throw precondition("COMMAND-3NN8v", "User must be active to be locked");
+  return emit({ type: UserEvent.locked, payload: null });
+}
+
+export function unlockUser(s: UserState): Decision {
+  if (!userExists(s)) throw notFound("COMMAND-M0dos", "User could not be found");
+  if (s.state !== "locked") throw precondition("COMMAND-4M0ds", "User is not locked");
+  return emit({ type: UserEvent.unlocked, payload: null });
+}
+
+export function deactivateUser(s: UserState): Decision {
+  if (!userExists(s)) throw notFound("COMMAND-3M9ds", "User could not be found");
+  if (s.state === "inactive") throw precondition("COMMAND-5M0sf", "User is already inactive");
+  return emit({ type: UserEvent.deactivated, payload: null });
+}
+
+export function reactivateUser(s: UserState): Decision {
+  if (!userExists(s)) throw notFound("COMMAND-4M0sd", "User could not be found");
+  if (s.state !== "inactive") throw precondition("COMMAND-6M0sf", "User is not inactive");
+  return emit({ type: UserEvent.reactivated, payload: null });
 }

@@ -17,6 +17,17 @@ export const UserEvent = {
   smsFailed: "user.human.sms.failed",
   patAdded: "user.personal.access.token.added",
   patRemoved: "user.personal.access.token.removed",
+  passwordChanged: "user.human.password.changed",
+  passwordHashUpdated: "user.human.password.hash.updated",
+  passwordCodeAdded: "user.human.password.code.added",
+  passwordCheckSucceeded: "user.human.password.check.succeeded",
+  passwordCheckFailed: "user.human.password.check.failed",
+  otpSmsCheckSucceeded: "user.human.mfa.otp.sms.check.succeeded",
+  otpSmsCheckFailed: "user.human.mfa.otp.sms.check.failed",
+  locked: "user.locked",
+  unlocked: "user.unlocked",
+  deactivated: "user.deactivated",
+  reactivated: "user.reactivated",
 } as const;
 
 export interface Profile {
@@ -86,3 +97,11 @@ export interface SmsFailed {
   // A short, secret-free description such as "HTTP 400".
   readonly detail: string;
 }
+// Only the encoded hash (argon2id or an imported bcrypt hash), never the password.
+export interface PasswordChanged {
+  readonly encodedHash: string;
+  readonly changeRequired: boolean;
+}
+
+// A password reset code, stored like phone codes: only its salted hash.
+export type PasswordCodeAdded = PhoneCodeAdded;

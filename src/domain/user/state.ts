@@ -2,6 +2,8 @@ import type { RecordedEvent } from "../events.ts";
 import {
   type HumanAdded,
   type MachineAdded,
+  type PasswordChanged,
+  type PasswordCodeAdded,
   type PatAdded,
   type PatRemoved,
   type PhoneChanged,
@@ -34,7 +36,18 @@ export interface UserState {
   readonly phoneVerified: boolean;
   readonly phoneCode: PendingCode | null;
   readonly otpSms: boolean;
+  // The sequence of the event that last added OTP SMS: a challenge remembers it, so that a code
+  // issued before a removal stays void even after the factor is added again.
+  readonly otpSmsSince: number;
   readonly tokens: readonly { readonly id: string; readonly expiresAt: string | null }[];
+  // ZITADEL's user states that Latchkey has: a locked or inactive user cannot sign in.
+  readonly state: "active" | "locked" | "inactive";
+  readonly passwordHash: string | null;
+  readonly passwordChangeRequired: boolean;
+  readonly passwordCode: PendingCode | null;
+  // Wrong passwords and wrong OTP codes since the last success or unlock, for the lockout policy.
+  readonly failedPasswordAttempts: number;
+  readonly failedOtpAttempts: number;
 }
 
 export const emptyUser = (id: string): UserState => ({
@@ -54,10 +67,22 @@ export const emptyUser = (id: string): UserState => ({
   phoneVerified: false,
   phoneCode: null,
   otpSms: false,
+  otpSmsSince: 0,
   tokens: [],
+  state: "active",
+  passwordHash: null,
+  passwordChangeRequired: false,
+  passwordCode: null,
+  failedPasswordAttempts: 0,
+  failedOtpAttempts: 0,
 });
 
+// Snapshots written before a field existed lack it: the empty user's defaults fill the gaps.
+export const upgradeUser = (snapshot: UserState): UserState => ({ ...emptyUser(snapshot.id), ...snapshot });
+
 export const userExists = (s: UserState) => s.sequence > 0 && !s.deleted && s.kind !== null;
+
+export const userActive = (s: UserState) => userExists(s) && s.state === "active";
 
 // After this many wrong attempts a code is void and a new one must be requested.
 export const maxCodeAttempts = 5;
@@ -88,7 +113,16 @@ function apply(s: UserState, e: RecordedEvent): UserState {
       };
     }
     case UserEvent.removed:
-      return { ...s, deleted: true, phoneVerified: false, otpSms: false, phoneCode: null, tokens: [] };
+      return {
+        ...s,
+        deleted: true,
+        phoneVerified: false,
+        otpSms: false,
+        phoneCode: null,
+        tokens: [],
+        passwordHash: null,
+        passwordCode: null,
+      };
     case UserEvent.phoneChanged:
       return { ...s, phone: (p as unknown as PhoneChanged).phone, phoneVerified: false, phoneCode: null };
     case UserEvent.phoneCodeAdded: {
@@ -108,7 +142,7 @@ function apply(s: UserState, e: RecordedEvent): UserState {
     case UserEvent.phoneRemoved:
       return { ...s, phone: null, phoneVerified: false, phoneCode: null, otpSms: false };
     case UserEvent.otpSmsAdded:
-      return { ...s, otpSms: true };
+      return { ...s, otpSms: true, otpSmsSince: e.sequence };
     case UserEvent.otpSmsRemoved:
       return { ...s, otpSms: false };
     case UserEvent.patAdded: {
@@ -119,6 +153,38 @@ function apply(s: UserState, e: RecordedEvent): UserState {
       const { tokenId } = p as unknown as PatRemoved;
       return { ...s, tokens: s.tokens.filter((t) => t.id !== tokenId) };
     }
+    case UserEvent.passwordChanged: {
+      const c = p as unknown as PasswordChanged;
+      return {
+        ...s,
+        passwordHash: c.encodedHash,
+        passwordChangeRequired: c.changeRequired,
+        passwordCode: null,
+        failedPasswordAttempts: 0,
+      };
+    }
+    case UserEvent.passwordHashUpdated:
+      return { ...s, passwordHash: (p as unknown as { encodedHash: string }).encodedHash };
+    case UserEvent.passwordCodeAdded: {
+      const c = p as unknown as PasswordCodeAdded;
+      return { ...s, passwordCode: { hash: c.codeHash, expiresAt: c.expiresAt, failedAttempts: 0 } };
+    }
+    case UserEvent.passwordCheckSucceeded:
+      return { ...s, failedPasswordAttempts: 0 };
+    case UserEvent.passwordCheckFailed:
+      return { ...s, failedPasswordAttempts: s.failedPasswordAttempts + 1 };
+    case UserEvent.otpSmsCheckSucceeded:
+      return { ...s, failedOtpAttempts: 0 };
+    case UserEvent.otpSmsCheckFailed:
+      return { ...s, failedOtpAttempts: s.failedOtpAttempts + 1 };
+    case UserEvent.locked:
+      return { ...s, state: "locked" };
+    case UserEvent.unlocked:
+      return { ...s, state: "active", failedPasswordAttempts: 0, failedOtpAttempts: 0 };
+    case UserEvent.deactivated:
+      return { ...s, state: "inactive" };
+    case UserEvent.reactivated:
+      return { ...s, state: "active", failedPasswordAttempts: 0, failedOtpAttempts: 0 };
     default:
       return s;
   }
