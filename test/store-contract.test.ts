@@ -19,7 +19,7 @@ import {
   type Store,
   UniqueViolation,
 } from "../src/app/ports.ts";
-import { projectResource, projectUser } from "../src/app/projection.ts";
+import { projectResource, projectSession, projectUser } from "../src/app/projection.ts";
 import { hashToken, newToken } from "../src/app/secrets.ts";
 import { stamp } from "../src/app/transact.ts";
 import type { DatabaseConfig } from "../src/config.ts";
@@ -31,6 +31,8 @@ import {
   type ResourceState,
   resourceEvent,
 } from "../src/domain/resource/state.ts";
+import { signInStep, terminateSession } from "../src/domain/session/decide.ts";
+import { emptySession, foldSession, type SessionState } from "../src/domain/session/state.ts";
 import * as user from "../src/domain/user/decide.ts";
 import type { Profile } from "../src/domain/user/events.ts";
 import { emptyUser, foldUser, type UserState } from "../src/domain/user/state.ts";
@@ -115,6 +117,30 @@ function resourcePlan(
     after,
   };
 }
+
+function sessionPlan(
+  instanceId: string,
+  before: SessionState,
+  events: Decision["events"],
+  creator = "creator",
+): Planned<SessionState> {
+  const createdAt = tick();
+  const ref: AggregateRef = { type: "session", id: before.id };
+  const stamped = stamp(ref, instanceId, creator, before.sequence, createdAt, events);
+  const after = foldSession(before, stamped);
+  return {
+    request: {
+      instanceId,
+      creator,
+      createdAt,
+      writes: [{ ref, owner: instanceId, expectedSequence: before.sequence, events }],
+      readModel: projectSession(after),
+    },
+    after,
+  };
+}
+
+const lockout = { maxPasswordAttempts: 0, maxOtpAttempts: 0 };
 
 // Several plans as one append, as the application does when one command touches several aggregates.
 function together(...plans: { request: AppendRequest }[]): AppendRequest {
@@ -596,6 +622,84 @@ for (const kind of databaseKinds) {
       await changeUser(store, instanceId, state!, user.removeUser);
       assert.deepEqual(await store.membershipsOf(instanceId, u.id), []);
       assert.deepEqual(await store.membershipsOf(instanceId, newId()), []);
+    });
+
+    it("keeps sessions until they are terminated, and finds them by user, creator and id", async () => {
+      const ada = await addUser(store, instanceId, org.id, human(`ada-${newId()}`));
+      const started: SessionState[] = [];
+      for (const creator of ["login-a", "login-b", "login-a"]) {
+        const plan = sessionPlan(
+          instanceId,
+          emptySession(newId()),
+          signInStep(emptySession(""), {
+            now: new Date(clock),
+            start: { userAgent: { description: "contract 東京", header: { "x-a": ["1"] } } },
+            checkUser: ada,
+            user: ada,
+            tokenHash: hashToken(newToken()),
+            lockout,
+          }).session,
+          creator,
+        );
+        await store.append(plan.request);
+        started.push(plan.after);
+      }
+      const [first, second, third] = started as [SessionState, SessionState, SessionState];
+      assert.deepEqual(await other.getSession(instanceId, first.id), first);
+      const ofUser = await other.sessionsOfUser(instanceId, ada.id);
+      assert.deepEqual(ofUser.map((s) => s.id).sort(), started.map((s) => s.id).sort());
+      const page = { offset: 0, limit: 10, ascending: true };
+      const byCreator = await other.listSessions(instanceId, {
+        ...page,
+        visibleTo: null,
+        creator: "login-a",
+      });
+      assert.equal(byCreator.total, 2);
+      assert.deepEqual(
+        byCreator.sessions.map((s) => s.id),
+        [first.id, third.id],
+      );
+      const visible = await other.listSessions(instanceId, { ...page, visibleTo: "login-b" });
+      assert.deepEqual(
+        visible.sessions.map((s) => s.id),
+        [second.id],
+      );
+      const mine = await other.listSessions(instanceId, { ...page, visibleTo: ada.id, limit: 1, offset: 1 });
+      assert.equal(mine.total, 3);
+      assert.deepEqual(
+        mine.sessions.map((s) => s.id),
+        [second.id],
+      );
+      const picked = await other.listSessions(instanceId, {
+        ...page,
+        visibleTo: null,
+        ids: [third.id, "nope"],
+        ascending: false,
+      });
+      assert.deepEqual(
+        picked.sessions.map((s) => s.id),
+        [third.id],
+      );
+      assert.equal((await other.listSessions(instanceId, { ...page, visibleTo: null, ids: [] })).total, 0);
+
+      const ended = sessionPlan(instanceId, second, terminateSession(second));
+      await store.append(ended.request);
+      assert.equal(await other.getSession(instanceId, second.id), null);
+      assert.equal((await other.sessionsOfUser(instanceId, ada.id)).length, 2);
+      const log = await other.loadEvents(instanceId, { type: "session", id: second.id }, 0);
+      assert.deepEqual(
+        log.map((e) => e.type),
+        ["session.added", "session.user.checked", "session.token.set", "session.terminated"],
+      );
+    });
+
+    it("finds users by login name case-insensitively, but not deleted ones", async () => {
+      const name = `Grace-${newId()}`;
+      const grace = await addUser(store, instanceId, org.id, human(name));
+      assert.equal(await other.userIdByLoginName(instanceId, name.toUpperCase()), grace.id);
+      assert.equal(await other.userIdByLoginName(newId(), name), null);
+      await changeUser(store, instanceId, grace, user.removeUser);
+      assert.equal(await other.userIdByLoginName(instanceId, name), null);
     });
 
     it("reads the log of an instance in order, page by page", async () => {

@@ -1,5 +1,6 @@
 import type { AggregateRef, NewEvent, RecordedEvent } from "../domain/events.ts";
 import type { Membership } from "../domain/permissions.ts";
+import type { SessionState } from "../domain/session/state.ts";
 import type { SmsType } from "../domain/user/events.ts";
 import type { UserState } from "../domain/user/state.ts";
 
@@ -38,7 +39,10 @@ export type ReadModelChange =
       readonly id: string;
       readonly name: string;
       readonly defaultOrgId: string;
-    };
+    }
+  // A terminated session leaves the read model; its events stay in the log.
+  | { readonly kind: "session.put"; readonly session: SessionState }
+  | { readonly kind: "session.delete"; readonly sessionId: string };
 
 export interface AppendRequest {
   readonly instanceId: string;
@@ -227,6 +231,18 @@ export interface PoolStats {
   readonly waiting: number;
 }
 
+// Which sessions a ListSessions may see, and of those which it asks for.
+export interface SessionQuery {
+  // Only sessions created by or belonging to this user; null: every session of the instance.
+  readonly visibleTo: string | null;
+  readonly userId?: string | undefined;
+  readonly ids?: readonly string[] | undefined;
+  readonly creator?: string | undefined;
+  readonly offset: number;
+  readonly limit: number;
+  readonly ascending: boolean;
+}
+
 export interface Store {
   readonly dialect: "sqlite" | "postgres";
   // Events of one aggregate with a sequence above `afterSequence`, in order.
@@ -243,6 +259,15 @@ export interface Store {
   membershipsOf(instanceId: string, userId: string): Promise<Membership[]>;
   // Runs `read` on a consistent, read-only view; the view is not to be used after it returns.
   snapshot<T>(instanceId: string, read: (view: Snapshot) => Promise<T>): Promise<T>;
+  // Usernames compare case-insensitively, as the uniqueness rule does; deleted users are not found.
+  userIdByLoginName(instanceId: string, loginName: string): Promise<string | null>;
+  getSession(instanceId: string, sessionId: string): Promise<SessionState | null>;
+  // Sessions of a user that are not terminated (expired ones included).
+  sessionsOfUser(instanceId: string, userId: string): Promise<SessionState[]>;
+  listSessions(
+    instanceId: string,
+    query: SessionQuery,
+  ): Promise<{ readonly total: number; readonly sessions: SessionState[] }>;
 
   // Takes up to `limit` messages that are due (pending with nextAttemptAt <= now), or that
   // were claimed before `staleBefore` and never settled; each one by exactly one caller,
@@ -304,6 +329,15 @@ export class SmsDeliveryError extends Error {
   ) {
     super(message);
   }
+}
+
+// Hashes passwords off the event loop (a worker thread does the work) and verifies them in
+// constant time. `verify` answers false for a hash it cannot read rather than throwing.
+export interface PasswordHasher {
+  hash(password: string): Promise<string>;
+  verify(encodedHash: string, password: string): Promise<boolean>;
+  // An imported bcrypt hash, or argon2id at other costs than configured: hash again at sign-in.
+  needsRehash(encodedHash: string): boolean;
 }
 
 export interface Clock {

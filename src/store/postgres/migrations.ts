@@ -112,4 +112,23 @@ export const postgresMigrations: readonly { version: number; name: string; sql: 
       CREATE INDEX sms_quota_use_key ON sms_quota_use (instance_id, key, used_at);
     `,
   },
+  {
+    version: 3,
+    name: "sessions",
+    sql: `
+      -- One row per session that is not terminated: the folded state, the snapshot commands
+      -- start from and what a bearer session token is checked against.
+      CREATE TABLE sessions (
+        instance_id text  NOT NULL,
+        id          text  NOT NULL,
+        user_id     text  NOT NULL,
+        creator     text  NOT NULL,
+        created_at  text  NOT NULL,
+        state       jsonb NOT NULL,
+        PRIMARY KEY (instance_id, id)
+      );
+      CREATE INDEX sessions_user ON sessions (instance_id, user_id);
+      CREATE INDEX sessions_creator ON sessions (instance_id, creator);
+    `,
+  },
 ];

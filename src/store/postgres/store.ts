@@ -12,6 +12,7 @@ import {
   type OutboxStatus,
   QuotaExceeded,
   type ReadModelChange,
+  type SessionQuery,
   type Snapshot,
   type Store,
   type StoredMember,
@@ -24,8 +25,9 @@ import {
 } from "../../app/ports.ts";
 import type { AggregateRef, AggregateType, RecordedEvent } from "../../domain/events.ts";
 import type { Membership } from "../../domain/permissions.ts";
+import type { SessionState } from "../../domain/session/state.ts";
 import type { SmsType } from "../../domain/user/events.ts";
-import type { UserState } from "../../domain/user/state.ts";
+import { type UserState, upgradeUser } from "../../domain/user/state.ts";
 import { quotaRefusal } from "../quota.ts";
 import { postgresMigrations } from "./migrations.ts";
 
@@ -303,6 +305,14 @@ const sql = {
     ON CONFLICT (instance_id, id) DO UPDATE SET name = excluded.name, sequence = excluded.sequence`,
   putInstance: `INSERT INTO instances (singleton, id, name, default_org_id) VALUES (1, $1, $2, $3)
     ON CONFLICT (id) DO UPDATE SET name = excluded.name, default_org_id = excluded.default_org_id`,
+  putSession: `INSERT INTO sessions (instance_id, id, user_id, creator, created_at, state)
+    VALUES ($1, $2, $3, $4, $5, $6)
+    ON CONFLICT (instance_id, id) DO UPDATE SET user_id = excluded.user_id, state = excluded.state`,
+  deleteSession: "DELETE FROM sessions WHERE instance_id = $1 AND id = $2",
+  session: "SELECT state FROM sessions WHERE instance_id = $1 AND id = $2",
+  sessionsOfUser: "SELECT state FROM sessions WHERE instance_id = $1 AND user_id = $2",
+  userByLoginName:
+    "SELECT id FROM users WHERE instance_id = $1 AND lower(username) = lower($2) AND NOT deleted",
   load: `SELECT ${eventColumns} FROM events
     WHERE instance_id = $1 AND aggregate_type = $2 AND aggregate_id = $3 AND sequence > $4 ORDER BY sequence`,
   log: `SELECT ${eventColumns} FROM events WHERE instance_id = $1 AND position > $2 ORDER BY position LIMIT $3`,
@@ -360,6 +370,20 @@ function changeStatement(instanceId: string, c: ReadModelChange): Statement {
       return { text: sql.putOrg, values: [instanceId, c.id, c.name, String(c.sequence)] };
     case "instance.put":
       return { text: sql.putInstance, values: [c.id, c.name, c.defaultOrgId] };
+    case "session.put":
+      return {
+        text: sql.putSession,
+        values: [
+          instanceId,
+          c.session.id,
+          c.session.userId,
+          c.session.creator,
+          c.session.createdAt ?? "",
+          JSON.stringify(c.session),
+        ],
+      };
+    case "session.delete":
+      return { text: sql.deleteSession, values: [instanceId, c.sessionId] };
   }
 }
 
@@ -634,7 +658,7 @@ export async function openPostgresStore(
     },
     async getUser(instanceId: string, userId: string): Promise<UserState | null> {
       const [r] = await select<{ state: UserState }>(sql.user, [instanceId, userId]);
-      return r ? r.state : null;
+      return r ? upgradeUser(r.state) : null;
     },
     async getOrg(instanceId: string, orgId: string): Promise<OrgRow | null> {
       const [r] = await select<{ id: string; name: string }>(sql.org, [instanceId, orgId]);
@@ -734,6 +758,45 @@ export async function openPostgresStore(
         max: settings.poolSize,
         waiting: pool.waitingCount,
       };
+    },
+    async userIdByLoginName(instanceId: string, loginName: string): Promise<string | null> {
+      const [r] = await select<{ id: string }>(sql.userByLoginName, [instanceId, loginName]);
+      return r?.id ?? null;
+    },
+    async getSession(instanceId: string, sessionId: string): Promise<SessionState | null> {
+      const [r] = await select<{ state: SessionState }>(sql.session, [instanceId, sessionId]);
+      return r ? r.state : null;
+    },
+    async sessionsOfUser(instanceId: string, userId: string): Promise<SessionState[]> {
+      return (await select<{ state: SessionState }>(sql.sessionsOfUser, [instanceId, userId])).map(
+        (r) => r.state,
+      );
+    },
+    async listSessions(instanceId: string, query: SessionQuery) {
+      const args: unknown[] = [instanceId];
+      const arg = (v: unknown) => {
+        args.push(v);
+        return `$${args.length}`;
+      };
+      const where = ["instance_id = $1"];
+      if (query.visibleTo !== null) {
+        const me = arg(query.visibleTo);
+        where.push(`(creator = ${me} OR user_id = ${me})`);
+      }
+      if (query.userId !== undefined) where.push(`user_id = ${arg(query.userId)}`);
+      if (query.creator !== undefined) where.push(`creator = ${arg(query.creator)}`);
+      if (query.ids !== undefined) where.push(`id = ANY(${arg([...query.ids])}::text[])`);
+      const filter = where.join(" AND ");
+      const [count] = await select<{ n: string }>(`SELECT count(*) AS n FROM sessions WHERE ${filter}`, [
+        ...args,
+      ]);
+      const rows = await select<{ state: SessionState }>(
+        `SELECT state FROM sessions WHERE ${filter}
+         ORDER BY created_at ${query.ascending ? "ASC" : "DESC"}, id
+         LIMIT ${arg(query.limit)} OFFSET ${arg(query.offset)}`,
+        args,
+      );
+      return { total: Number(count?.n ?? 0), sessions: rows.map((r) => r.state) };
     },
     async ping() {
       await withClient((c) => c.query("SELECT 1"));

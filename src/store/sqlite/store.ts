@@ -14,6 +14,7 @@ import {
   type OutboxStatus,
   type QuotaExceeded,
   type ReadModelChange,
+  type SessionQuery,
   type Snapshot,
   type Store,
   type StoredMember,
@@ -24,8 +25,9 @@ import {
 } from "../../app/ports.ts";
 import type { AggregateRef, AggregateType, RecordedEvent } from "../../domain/events.ts";
 import type { Membership } from "../../domain/permissions.ts";
+import type { SessionState } from "../../domain/session/state.ts";
 import type { SmsType } from "../../domain/user/events.ts";
-import type { UserState } from "../../domain/user/state.ts";
+import { type UserState, upgradeUser } from "../../domain/user/state.ts";
 import { quotaRefusal } from "../quota.ts";
 import { sqliteMigrations } from "./migrations.ts";
 
@@ -278,6 +280,16 @@ export function openSqliteStore(path: string, options: { migrate?: boolean } = {
       "DELETE FROM sms_outbox WHERE instance_id = ? AND settled_at IS NOT NULL AND settled_at < ?",
     ),
     pruneQuota: db.prepare("DELETE FROM sms_quota_use WHERE instance_id = ? AND used_at < ?"),
+    userByLoginName: db.prepare(
+      "SELECT id FROM users WHERE instance_id = ? AND lower(username) = lower(?) AND deleted = 0",
+    ),
+    session: db.prepare("SELECT state FROM sessions WHERE instance_id = ? AND id = ?"),
+    sessionsOfUser: db.prepare("SELECT state FROM sessions WHERE instance_id = ? AND user_id = ?"),
+    putSession: db.prepare(
+      `INSERT INTO sessions (instance_id, id, user_id, creator, created_at, state) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (instance_id, id) DO UPDATE SET user_id = excluded.user_id, state = excluded.state`,
+    ),
+    deleteSession: db.prepare("DELETE FROM sessions WHERE instance_id = ? AND id = ?"),
     putInstance: db.prepare(
       `INSERT INTO instances VALUES (1, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET name = excluded.name, default_org_id = excluded.default_org_id`,
@@ -323,6 +335,19 @@ export function openSqliteStore(path: string, options: { migrate?: boolean } = {
         return;
       case "instance.put":
         q.putInstance.run(c.id, c.name, c.defaultOrgId);
+        return;
+      case "session.put":
+        q.putSession.run(
+          instanceId,
+          c.session.id,
+          c.session.userId,
+          c.session.creator,
+          c.session.createdAt ?? "",
+          JSON.stringify(c.session),
+        );
+        return;
+      case "session.delete":
+        q.deleteSession.run(instanceId, c.sessionId);
         return;
     }
   }
@@ -459,7 +484,7 @@ export function openSqliteStore(path: string, options: { migrate?: boolean } = {
     },
     async getUser(instanceId: string, userId: string): Promise<UserState | null> {
       const r = q.user.get(instanceId, userId) as { state: string } | undefined;
-      return r ? (JSON.parse(r.state) as UserState) : null;
+      return r ? upgradeUser(JSON.parse(r.state) as UserState) : null;
     },
     async getOrg(instanceId: string, orgId: string): Promise<OrgRow | null> {
       return (q.org.get(instanceId, orgId) as OrgRow | undefined) ?? null;
@@ -514,6 +539,50 @@ export function openSqliteStore(path: string, options: { migrate?: boolean } = {
     },
     poolStats() {
       return null;
+    },
+    async userIdByLoginName(instanceId: string, loginName: string): Promise<string | null> {
+      const r = q.userByLoginName.get(instanceId, loginName) as { id: string } | undefined;
+      return r?.id ?? null;
+    },
+    async getSession(instanceId: string, sessionId: string): Promise<SessionState | null> {
+      const r = q.session.get(instanceId, sessionId) as { state: string } | undefined;
+      return r ? (JSON.parse(r.state) as SessionState) : null;
+    },
+    async sessionsOfUser(instanceId: string, userId: string): Promise<SessionState[]> {
+      return (q.sessionsOfUser.all(instanceId, userId) as { state: string }[]).map(
+        (r) => JSON.parse(r.state) as SessionState,
+      );
+    },
+    async listSessions(instanceId: string, query: SessionQuery) {
+      const where = ["instance_id = ?"];
+      const args: unknown[] = [instanceId];
+      if (query.visibleTo !== null) {
+        where.push("(creator = ? OR user_id = ?)");
+        args.push(query.visibleTo, query.visibleTo);
+      }
+      if (query.userId !== undefined) {
+        where.push("user_id = ?");
+        args.push(query.userId);
+      }
+      if (query.creator !== undefined) {
+        where.push("creator = ?");
+        args.push(query.creator);
+      }
+      if (query.ids !== undefined) {
+        where.push(`id IN (${query.ids.map(() => "?").join(", ") || "NULL"})`);
+        args.push(...query.ids);
+      }
+      const filter = where.join(" AND ");
+      const total = (
+        db.prepare(`SELECT count(*) AS n FROM sessions WHERE ${filter}`).get(...args) as { n: number }
+      ).n;
+      const rows = db
+        .prepare(
+          `SELECT state FROM sessions WHERE ${filter} ORDER BY created_at ${query.ascending ? "ASC" : "DESC"}, id
+           LIMIT ? OFFSET ?`,
+        )
+        .all(...args, query.limit, query.offset) as { state: string }[];
+      return { total, sessions: rows.map((r) => JSON.parse(r.state) as SessionState) };
     },
     async ping() {
       db.prepare("SELECT 1").get();
