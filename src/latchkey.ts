@@ -8,6 +8,7 @@ import type { Config } from "./config.ts";
 import { prometheusMetrics } from "./metrics/prometheus.ts";
 import { type OutboxWorker, startOutboxWorker } from "./notify/outbox-worker.ts";
 import { smsSenderFor } from "./notify/providers.ts";
+import { passwordHasher } from "./security/password-hasher.ts";
 import { startServer } from "./server/server.ts";
 import { openStore } from "./store/open.ts";
 
@@ -45,6 +46,7 @@ export function appDeps(
     store,
     clock: extras.clock ?? { now: () => new Date() },
     outboxReady: extras.outboxReady ?? (() => {}),
+    passwords: passwordHasher(config.argon2),
     log,
     metrics: extras.metrics ?? noMetrics,
     settings: {
@@ -59,6 +61,10 @@ export function appDeps(
         removalNotice: config.sms.removalNotice,
         outboxKey: config.sms.outboxKey,
       },
+      otpSmsTtlMs: config.otpSmsTtlSeconds * 1000,
+      passwordResetTtlMs: config.passwordResetTtlSeconds * 1000,
+      defaultPolicies: { passwordComplexity: config.passwordComplexity, lockout: config.lockout },
+      endSessionsOnFactorRemoval: config.endSessionsOnFactorRemoval,
     },
   };
 }

@@ -1,8 +1,10 @@
 import type { Principal } from "../domain/permissions.ts";
 import { authenticate } from "./authenticate.ts";
 import type { AppDeps } from "./deps.ts";
+import { policyCommands } from "./policies.ts";
 import { userQueries } from "./queries.ts";
 import { resourceCommands } from "./resources.ts";
+import { sessionCommands } from "./sessions.ts";
 import { userCommands } from "./users.ts";
 
 export type App = ReturnType<typeof createApp>;
@@ -16,6 +18,8 @@ export function createApp(deps: AppDeps, instanceId: string) {
     users,
     resources: resourceCommands(deps, instanceId, users),
     queries: userQueries(users),
+    sessions: sessionCommands(deps, instanceId, users),
+    policies: policyCommands(deps, instanceId),
     authenticate: (header: string | undefined): Promise<Principal> => authenticate(deps, instanceId, header),
   };
 }

@@ -1,12 +1,16 @@
 import { unauthenticated } from "../domain/errors.ts";
 import type { Principal } from "../domain/permissions.ts";
+import { authenticatesUser } from "../domain/session/decide.ts";
+import { sessionActive } from "../domain/session/state.ts";
 import { userExists } from "../domain/user/state.ts";
 import type { AppDeps } from "./deps.ts";
-import { hashToken } from "./secrets.ts";
+import { hashToken, sessionIdOfToken, tokenMatches } from "./secrets.ts";
 
 const invalidToken = () => unauthenticated("AUTH-7fs1e", "Token is invalid or expired");
 
-// Turns an `Authorization` header into the caller. Only the token's hash is ever looked up.
+// Turns an `Authorization` header into the caller: a personal access token, or the token of a
+// session that has signed its user in (ZITADEL's login UI sends those). The token's form says
+// which it is, so each costs one lookup by key; only hashes are looked up and compared.
 export async function authenticate(
   deps: AppDeps,
   instanceId: string,
@@ -15,14 +19,43 @@ export async function authenticate(
   if (!header) throw unauthenticated("AUTH-x8ZdW", "auth header missing");
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
   if (!match?.[1]) throw unauthenticated("AUTH-W0ldU", "Authorization header must be 'Bearer <token>'");
-  const token = await deps.store.findToken(instanceId, hashToken(match[1]));
-  if (!token) throw invalidToken();
-  if (token.expiresAt && new Date(token.expiresAt) <= deps.clock.now()) throw invalidToken();
-  const user = await deps.store.getUser(instanceId, token.userId);
+  const token = match[1];
+  const sessionId = sessionIdOfToken(token);
+  return sessionId === null
+    ? fromPersonalAccessToken(deps, instanceId, token)
+    : fromSession(deps, instanceId, sessionId, token);
+}
+
+async function fromPersonalAccessToken(deps: AppDeps, instanceId: string, token: string): Promise<Principal> {
+  const found = await deps.store.findToken(instanceId, hashToken(token));
+  if (!found) throw invalidToken();
+  if (found.expiresAt && new Date(found.expiresAt) <= deps.clock.now()) throw invalidToken();
+  const user = await deps.store.getUser(instanceId, found.userId);
   if (!user || !userExists(user)) throw invalidToken();
   return {
     userId: user.id,
     orgId: user.orgId,
     memberships: await deps.store.membershipsOf(instanceId, user.id),
+  };
+}
+
+// A terminated session has left the read model; an expired one, one whose user is locked or
+// inactive, or one short of the user's factors does not authenticate either.
+async function fromSession(
+  deps: AppDeps,
+  instanceId: string,
+  sessionId: string,
+  token: string,
+): Promise<Principal> {
+  const session = await deps.store.getSession(instanceId, sessionId);
+  if (!session || !tokenMatches(token, session.tokenHash)) throw invalidToken();
+  if (!sessionActive(session, deps.clock.now())) throw invalidToken();
+  const user = session.userId ? await deps.store.getUser(instanceId, session.userId) : null;
+  if (!user || !authenticatesUser(session, user)) throw invalidToken();
+  return {
+    userId: user.id,
+    orgId: user.orgId,
+    memberships: await deps.store.membershipsOf(instanceId, user.id),
+    sessionId,
   };
 }

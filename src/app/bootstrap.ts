@@ -29,7 +29,11 @@ export async function bootstrap(deps: AppDeps): Promise<Bootstrapped> {
   const token = newToken();
   const inst = resourceEvent("instance");
 
-  const aggregates: { ref: AggregateRef; owner: string; events: NewEvent[] }[] = [
+  const aggregates: {
+    ref: AggregateRef & { type: "instance" | "org" | "user" };
+    owner: string;
+    events: NewEvent[];
+  }[] = [
     {
       ref: { type: "instance", id: instanceId },
       owner: instanceId,

@@ -1,4 +1,5 @@
-import type { Clock, Store } from "./ports.ts";
+import type { OrgPolicies } from "../domain/policy.ts";
+import type { Clock, PasswordHasher, Store } from "./ports.ts";
 
 export interface Logger {
   info(msg: string, fields?: Record<string, unknown>): void;
@@ -26,6 +27,14 @@ export interface AppSettings {
   // How often a command re-decides after losing a race before it gives up.
   readonly maxConflictRetries: number;
   readonly sms: SmsSettings;
+  // How long an OTP SMS code sent at sign-in stays valid.
+  readonly otpSmsTtlMs: number;
+  // How long a password reset code stays valid.
+  readonly passwordResetTtlMs: number;
+  // The password and lockout policies every organization starts with.
+  readonly defaultPolicies: OrgPolicies;
+  // Removing a second factor ends the user's other sessions (ASVS 5.0 7.4.3).
+  readonly endSessionsOnFactorRemoval: boolean;
 }
 
 export interface SmsSettings {
@@ -46,6 +55,7 @@ export interface AppDeps {
   readonly clock: Clock;
   // Tells this node's outbox worker that a message was just stored (other nodes poll).
   readonly outboxReady: () => void;
+  readonly passwords: PasswordHasher;
   readonly log: Logger;
   readonly metrics: AppMetrics;
   readonly settings: AppSettings;

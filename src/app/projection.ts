@@ -1,6 +1,7 @@
 import type { RecordedEvent } from "../domain/events.ts";
 import type { ResourceState } from "../domain/resource/state.ts";
 import { resourceEvent } from "../domain/resource/state.ts";
+import type { SessionState } from "../domain/session/state.ts";
 import { type PatAdded, type PatRemoved, UserEvent } from "../domain/user/events.ts";
 import type { UserState } from "../domain/user/state.ts";
 import type { ReadModelChange } from "./ports.ts";
@@ -54,4 +55,12 @@ export function projectResource(
     }
   }
   return changes;
+}
+
+// A terminated session leaves the read model, so that its token finds nothing.
+export function projectSession(state: SessionState): ReadModelChange[] {
+  if (state.sequence === 0) return [];
+  return state.terminated
+    ? [{ kind: "session.delete", sessionId: state.id }]
+    : [{ kind: "session.put", session: state }];
 }

@@ -21,6 +21,7 @@ export function userQueries(users: UserCommands) {
     async authenticationMethods(principal: Principal, userId: string) {
       const user = await readable(principal, userId);
       const methods: number[] = [];
+      if (user.passwordHash) methods.push(AuthMethod.password);
       if (user.otpSms) methods.push(AuthMethod.otpSms);
       return { user, methods };
     },

@@ -14,6 +14,7 @@ import { authorizeOnInstance, authorizeOnOrg, requireAnywhere } from "./authoriz
 import type { AppDeps } from "./deps.ts";
 import { type Details, detailsOf } from "./details.ts";
 import { newId } from "./ids.ts";
+import { preparePassword } from "./passwords.ts";
 import { codeDelivery, type PreparedPhone, pendingCode, preparePhone, returnedCode } from "./phone-codes.ts";
 import type { AggregateWrite, OutboxChange, ReadModelChange } from "./ports.ts";
 import { projectResource, projectUser } from "./projection.ts";
@@ -75,6 +76,13 @@ export function resourceCommands(deps: AppDeps, instanceId: string, users: UserC
       if (r.orgId) decideUser.requireUserId(r.orgId, "ORG-4m9fs");
       const orgId = r.orgId || newId();
       const humans = r.admins.map((a) => ("human" in a ? { id: a.human.userId || newId(), ...a } : null));
+      // A new organization has no policies of its own yet: the instance's apply.
+      const policy = deps.settings.defaultPolicies.passwordComplexity;
+      const passwords = await Promise.all(
+        r.admins.map((a) =>
+          "human" in a && a.human.password ? preparePassword(deps, policy, a.human.password) : null,
+        ),
+      );
       let phones: (PreparedPhone | null)[] = [];
       const result = await transact(deps, instanceId, principal.userId, async (now) => {
         const org = await load("org", orgId);
@@ -99,6 +107,7 @@ export function resourceCommands(deps: AppDeps, instanceId: string, users: UserC
               email: h.email.trim(),
               emailVerified: h.emailVerified,
               phone: phone?.input ?? null,
+              password: passwords[i] ?? null,
             });
             const ref: AggregateRef = { type: "user", id: userId };
             const stamped = stamp(ref, orgId, principal.userId, 0, now, d.events);

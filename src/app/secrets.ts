@@ -11,6 +11,22 @@ import {
 export const newToken = () => randomBytes(32).toString("base64url");
 export const hashToken = (token: string) => createHash("sha256").update(token).digest("hex");
 
+// Compares a presented token with a stored hash without leaking, through timing, how much matched.
+export function tokenMatches(token: string, storedHash: string): boolean {
+  const a = Buffer.from(hashToken(token), "hex");
+  const b = Buffer.from(storedHash, "hex");
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+// A session token names its session, so that one lookup by key finds what to compare it with;
+// PATs are plain base64url and never contain the dot.
+export const newSessionToken = (sessionId: string) => `${sessionId}.${newToken()}`;
+
+export function sessionIdOfToken(token: string): string | null {
+  const dot = token.indexOf(".");
+  return dot > 0 ? token.slice(0, dot) : null;
+}
+
 const codeAlphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
 
 // Short codes a person types: uppercase letters and digits without look-alikes (0/O, 1/I).

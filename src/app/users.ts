@@ -1,13 +1,17 @@
-import { invalid, notFound } from "../domain/errors.ts";
+import { DomainError, invalid, notFound, precondition } from "../domain/errors.ts";
 import type { AggregateRef, Decision } from "../domain/events.ts";
 import type { Principal } from "../domain/permissions.ts";
+import { maxPasswordLength } from "../domain/policy.ts";
+import { terminateSession } from "../domain/session/decide.ts";
+import { foldSession } from "../domain/session/state.ts";
 import * as decide from "../domain/user/decide.ts";
-import type { Profile } from "../domain/user/events.ts";
+import { type Profile, UserEvent } from "../domain/user/events.ts";
 import { emptyUser, foldUser, type UserState } from "../domain/user/state.ts";
 import { authorizeOnOrg, authorizeOnUser, type Rule, requireAnywhere } from "./authorize.ts";
 import type { AppDeps } from "./deps.ts";
 import { type Details, detailsOf } from "./details.ts";
 import { newId } from "./ids.ts";
+import { type PasswordRequest, preparePassword } from "./passwords.ts";
 import {
   codeDelivery,
   issueCode,
@@ -17,9 +21,10 @@ import {
   preparePhone,
   returnedCode,
 } from "./phone-codes.ts";
-import type { ClaimedMessage, OutboxChange } from "./ports.ts";
-import { projectUser } from "./projection.ts";
-import { codeMatches, hashToken, newToken } from "./secrets.ts";
+import { orgPolicies } from "./policies.ts";
+import type { AggregateWrite, ClaimedMessage, OutboxChange, ReadModelChange } from "./ports.ts";
+import { projectSession, projectUser } from "./projection.ts";
+import { codeMatches, hashCode, hashToken, newCode, newToken } from "./secrets.ts";
 import { removalNotices, type SmsOutcome, smsOutcome } from "./sms-outbox.ts";
 import { stamp, transact } from "./transact.ts";
 
@@ -31,7 +36,15 @@ export interface NewHumanRequest {
   readonly email: string;
   readonly emailVerified: boolean;
   readonly phone?: PhoneRequest;
+  readonly password?: PasswordRequest | undefined;
 }
+
+// How SetPassword proves the change may happen: an administrator needs nothing more; anyone
+// else the current password or a reset code.
+export type PasswordVerification =
+  | { readonly kind: "none" }
+  | { readonly kind: "current"; readonly password: string }
+  | { readonly kind: "code"; readonly code: string };
 
 export interface NewMachineRequest {
   readonly userId?: string | undefined;
@@ -53,12 +66,17 @@ const rules = {
   phone: { permission: "user.write", self: true },
   delete: { permission: "user.delete", self: true },
   tokens: { permission: "user.write", self: false },
+  state: { permission: "user.write", self: false },
+  adminPassword: { permission: "user.write", self: false },
+  ownPassword: { permission: "user.write", self: true },
 } as const satisfies Record<string, Rule>;
 
 export type UserCommands = ReturnType<typeof userCommands>;
 
 export function userCommands(deps: AppDeps, instanceId: string) {
   const ref = (id: string): AggregateRef => ({ type: "user", id });
+
+  const policiesFor = (orgId: string) => orgPolicies(deps, instanceId, orgId);
 
   // The read model row is the snapshot; events written after it (none, normally) are folded on.
   async function load(userId: string): Promise<UserState> {
@@ -89,6 +107,9 @@ export function userCommands(deps: AppDeps, instanceId: string) {
       );
       const after = foldUser(before, events);
       const fallback = { sequence: before.sequence, changeDate: now, resourceOwner: before.orgId };
+      const ended = decision.events.some((e) => e.type === UserEvent.otpSmsRemoved)
+        ? await endOtherSessions(principal, userId, now)
+        : { writes: [], readModel: [] };
       return {
         writes: [
           {
@@ -97,16 +118,43 @@ export function userCommands(deps: AppDeps, instanceId: string) {
             expectedSequence: before.sequence,
             events: decision.events,
           },
+          ...ended.writes,
         ],
-        readModel: projectUser(after, events),
+        readModel: [...projectUser(after, events), ...ended.readModel],
         outbox,
         error: decision.error,
-        result: (recorded) => detailsOf(recorded, fallback),
+        result: (recorded) =>
+          detailsOf(
+            recorded.filter((e) => e.aggregateType === "user"),
+            fallback,
+          ),
       };
     });
   }
 
   const recipient = (s: UserState) => ({ id: s.id, preferredLanguage: s.profile?.preferredLanguage });
+  // When a second factor goes, the user's other sessions end with it (a setting, on by
+  // default): whoever signed in with the factor is signed out. The session making the call,
+  // if it is one of the user's, stays.
+  async function endOtherSessions(
+    principal: Principal,
+    userId: string,
+    now: Date,
+  ): Promise<{ writes: AggregateWrite[]; readModel: ReadModelChange[] }> {
+    const writes: AggregateWrite[] = [];
+    const readModel: ReadModelChange[] = [];
+    if (!deps.settings.endSessionsOnFactorRemoval) return { writes, readModel };
+    for (const s of await deps.store.sessionsOfUser(instanceId, userId)) {
+      if (s.id === principal.sessionId) continue;
+      const events = terminateSession(s);
+      if (events.length === 0) continue;
+      const sessionRef: AggregateRef = { type: "session", id: s.id };
+      writes.push({ ref: sessionRef, owner: instanceId, expectedSequence: s.sequence, events });
+      const stamped = stamp(sessionRef, instanceId, principal.userId, s.sequence, now, events);
+      readModel.push(...projectSession(foldSession(s, stamped)));
+    }
+    return { writes, readModel };
+  }
 
   // Who may choose how a phone gets verified: only holders of user.write may mark a number
   // verified or take the code themselves, even for their own user (as in ZITADEL).
@@ -153,6 +201,9 @@ export function userCommands(deps: AppDeps, instanceId: string) {
       if (r.phone && r.phone.verification !== "send") requireAnywhere(principal, "user.write");
       const now = deps.clock.now();
       const phone = r.phone ? preparePhone(deps, r.phone, now) : null;
+      const password = r.password
+        ? await preparePassword(deps, (await policiesFor(orgId)).passwordComplexity, r.password)
+        : null;
       const username = (r.username || r.email).trim();
       const verification = r.phone?.verification ?? "verified";
       const created = await create(principal, userId, orgId, (s, at) => ({
@@ -162,6 +213,7 @@ export function userCommands(deps: AppDeps, instanceId: string) {
           email: r.email.trim(),
           emailVerified: r.emailVerified,
           phone: phone?.input ?? null,
+          password,
         }),
         sms: phone
           ? codeDelivery(
@@ -303,6 +355,67 @@ export function userCommands(deps: AppDeps, instanceId: string) {
         decide.removePersonalAccessToken(s, tokenId),
       );
       return d.changeDate;
+    },
+
+    // SetPassword: an administrator sets any password; a user changes their own with the
+    // current one; a reset code lets whoever holds it choose a new one.
+    async setPassword(
+      principal: Principal,
+      userId: string,
+      password: { readonly password: string; readonly changeRequired: boolean },
+      verification: PasswordVerification,
+    ) {
+      decide.requireUserId(userId, "COMMAND-3M0fs");
+      const rule = verification.kind === "none" ? rules.adminPassword : rules.ownPassword;
+      const user = await load(userId);
+      authorizeOnUser(principal, rule, user);
+      if (verification.kind === "current") {
+        if ([...verification.password].length > maxPasswordLength)
+          throw new DomainError("invalid_argument", "COMMAND-3M0fs", "Password is invalid");
+        if (!user.passwordHash) throw precondition("COMMAND-Fds3s", "User has no password");
+        if (!(await deps.passwords.verify(user.passwordHash, verification.password)))
+          throw invalid("COMMAND-3M0fs", "Password is invalid");
+      }
+      const input = await preparePassword(deps, (await policiesFor(user.orgId)).passwordComplexity, password);
+      return change(principal, userId, rule, (s, now) =>
+        verification.kind === "code"
+          ? decide.setPasswordWithCode(s, { matches: (h) => codeMatches(verification.code, h), now }, input)
+          : decide.setPassword(s, input),
+      );
+    },
+
+    // PasswordReset with return_code: the code comes back to the caller instead of a message.
+    async passwordReset(principal: Principal, userId: string) {
+      decide.requireUserId(userId, "COMMAND-M00oL");
+      const code = newCode();
+      const details = await change(principal, userId, rules.adminPassword, (s, now) =>
+        decide.requestPasswordReset(s, {
+          hash: hashCode(code),
+          expiresAt: new Date(now.getTime() + deps.settings.passwordResetTtlMs),
+          returned: true,
+        }),
+      );
+      return { details, code };
+    },
+
+    lockUser(principal: Principal, userId: string) {
+      decide.requireUserId(userId, "COMMAND-2M0sd");
+      return change(principal, userId, rules.state, (s) => decide.lockUser(s));
+    },
+
+    unlockUser(principal: Principal, userId: string) {
+      decide.requireUserId(userId, "COMMAND-M0dse");
+      return change(principal, userId, rules.state, (s) => decide.unlockUser(s));
+    },
+
+    deactivateUser(principal: Principal, userId: string) {
+      decide.requireUserId(userId, "COMMAND-m0gDf");
+      return change(principal, userId, rules.state, (s) => decide.deactivateUser(s));
+    },
+
+    reactivateUser(principal: Principal, userId: string) {
+      decide.requireUserId(userId, "COMMAND-4M9ds");
+      return change(principal, userId, rules.state, (s) => decide.reactivateUser(s));
     },
   };
 }
