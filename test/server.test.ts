@@ -8,7 +8,10 @@ import { after, before, describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { InternalPermissionService } from "@zitadel/proto/zitadel/internal_permission/v2beta/internal_permission_service_pb.js";
+import { ManagementService } from "@zitadel/proto/zitadel/management_pb.js";
 import { OrganizationService } from "@zitadel/proto/zitadel/org/v2/org_service_pb.js";
+import { SessionService } from "@zitadel/proto/zitadel/session/v2/session_service_pb.js";
+import { SettingsService } from "@zitadel/proto/zitadel/settings/v2/settings_service_pb.js";
 import { UserService } from "@zitadel/proto/zitadel/user/v2/user_service_pb.js";
 import { clients, protocols, rest, serviceClient } from "./support/clients.ts";
 import { humanUser } from "./support/fixtures.ts";
@@ -29,6 +32,29 @@ const implemented = new Set([
   "zitadel.user.v2.UserService/ListAuthenticationMethodTypes",
   "zitadel.user.v2.UserService/AddPersonalAccessToken",
   "zitadel.user.v2.UserService/RemovePersonalAccessToken",
+  "zitadel.user.v2.UserService/SetPassword",
+  "zitadel.user.v2.UserService/PasswordReset",
+  "zitadel.user.v2.UserService/LockUser",
+  "zitadel.user.v2.UserService/UnlockUser",
+  "zitadel.user.v2.UserService/DeactivateUser",
+  "zitadel.user.v2.UserService/ReactivateUser",
+  "zitadel.session.v2.SessionService/CreateSession",
+  "zitadel.session.v2.SessionService/SetSession",
+  "zitadel.session.v2.SessionService/GetSession",
+  "zitadel.session.v2.SessionService/ListSessions",
+  "zitadel.session.v2.SessionService/DeleteSession",
+  "zitadel.settings.v2.SettingsService/GetPasswordComplexitySettings",
+  "zitadel.settings.v2.SettingsService/GetLockoutSettings",
+  "zitadel.management.v1.ManagementService/GetPasswordComplexityPolicy",
+  "zitadel.management.v1.ManagementService/GetDefaultPasswordComplexityPolicy",
+  "zitadel.management.v1.ManagementService/AddCustomPasswordComplexityPolicy",
+  "zitadel.management.v1.ManagementService/UpdateCustomPasswordComplexityPolicy",
+  "zitadel.management.v1.ManagementService/ResetPasswordComplexityPolicyToDefault",
+  "zitadel.management.v1.ManagementService/GetLockoutPolicy",
+  "zitadel.management.v1.ManagementService/GetDefaultLockoutPolicy",
+  "zitadel.management.v1.ManagementService/AddCustomLockoutPolicy",
+  "zitadel.management.v1.ManagementService/UpdateCustomLockoutPolicy",
+  "zitadel.management.v1.ManagementService/ResetLockoutPolicyToDefault",
   "zitadel.org.v2.OrganizationService/AddOrganization",
   "zitadel.internal_permission.v2beta.InternalPermissionService/CreateAdministrator",
   "zitadel.internal_permission.v2beta.InternalPermissionService/DeleteAdministrator",
@@ -48,7 +74,14 @@ describe("the server", () => {
   });
 
   it("answers Unimplemented, on purpose, for every method it does not serve", async () => {
-    for (const service of [UserService, OrganizationService, InternalPermissionService]) {
+    for (const service of [
+      UserService,
+      OrganizationService,
+      InternalPermissionService,
+      SessionService,
+      SettingsService,
+      ManagementService,
+    ]) {
       for (const method of service.methods) {
         const name = `${service.typeName}/${method.name}`;
         if (implemented.has(name)) continue;

@@ -25,10 +25,16 @@ export function userOut(u: UserState): MessageInitShape<typeof UserSchema> {
     creationDate: ts(new Date(u.createdAt ?? 0)),
     resourceOwner: u.orgId,
   };
+  const state =
+    u.state === "locked"
+      ? UserStateEnum.LOCKED
+      : u.state === "inactive"
+        ? UserStateEnum.INACTIVE
+        : UserStateEnum.ACTIVE;
   const common = {
     userId: u.id,
     details,
-    state: UserStateEnum.ACTIVE,
+    state,
     username: u.username,
     loginNames: [u.username],
     preferredLoginName: u.username,
@@ -47,13 +53,14 @@ export function userOut(u: UserState): MessageInitShape<typeof UserSchema> {
       case: "human",
       value: {
         userId: u.id,
-        state: UserStateEnum.ACTIVE,
+        state,
         username: u.username,
         loginNames: [u.username],
         preferredLoginName: u.username,
         profile: u.profile ?? undefined,
         email: { email: u.email, isVerified: u.emailVerified },
         phone: { phone: u.phone ?? "", isVerified: u.phoneVerified },
+        passwordChangeRequired: u.passwordChangeRequired,
       },
     },
   };

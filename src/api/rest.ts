@@ -69,14 +69,14 @@ function bindingsOf(rule: HttpRule): { verb: string; path: string; body: string 
 // literal segments match first, so /passkeys/registration_link wins over /passkeys/{id}.
 export function restRoutes(served: readonly ServedService[]) {
   const routes: Route[] = [];
-  for (const { service, handlers } of served) {
+  for (const { service, handlers, restPrefix } of served) {
     for (const method of service.methods) {
       const handler = handlers[method.localName];
       if (!handler || !hasOption(method, httpRule)) continue;
       for (const b of bindingsOf(getOption(method, httpRule))) {
         routes.push({
           verb: b.verb,
-          segments: parseTemplate(b.path),
+          segments: parseTemplate(`${restPrefix ?? ""}${b.path}`),
           body: b.body,
           service,
           method,

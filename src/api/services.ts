@@ -1,12 +1,17 @@
 import { type DescMethod, type DescService, getOption, hasOption } from "@bufbuild/protobuf";
 import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
 import { InternalPermissionService } from "@zitadel/proto/zitadel/internal_permission/v2beta/internal_permission_service_pb.js";
+import { ManagementService } from "@zitadel/proto/zitadel/management_pb.js";
 import { OrganizationService } from "@zitadel/proto/zitadel/org/v2/org_service_pb.js";
 import { options as zitadelOptions } from "@zitadel/proto/zitadel/protoc_gen_zitadel/v2/options_pb.js";
+import { SessionService } from "@zitadel/proto/zitadel/session/v2/session_service_pb.js";
+import { SettingsService } from "@zitadel/proto/zitadel/settings/v2/settings_service_pb.js";
 import { UserService } from "@zitadel/proto/zitadel/user/v2/user_service_pb.js";
 import type { App } from "../app/app.ts";
 import { organizationService } from "./org-service.ts";
 import { internalPermissionService } from "./permission-service.ts";
+import { managementService, settingsService } from "./policy-services.ts";
+import { sessionService } from "./session-service.ts";
 import { userService } from "./user-service.ts";
 
 export type UnaryHandler = (request: unknown, ctx: HandlerContext) => Promise<unknown>;
@@ -15,6 +20,8 @@ export interface ServedService {
   readonly service: DescService;
   readonly handlers: Readonly<Record<string, UnaryHandler>>;
   readonly register: (router: ConnectRouter) => void;
+  // ZITADEL mounts its v1 APIs' REST paths under a prefix the annotations leave out.
+  readonly restPrefix?: string;
 }
 
 const loosely = (impl: object) => impl as Record<string, UnaryHandler>;
@@ -25,6 +32,9 @@ export function servedServices(app: App): ServedService[] {
   const user = userService(app);
   const org = organizationService(app);
   const perm = internalPermissionService(app);
+  const session = sessionService(app);
+  const management = managementService(app);
+  const settings = settingsService(app);
   return [
     { service: UserService, handlers: loosely(user), register: (r) => r.service(UserService, user) },
     {
@@ -36,6 +46,22 @@ export function servedServices(app: App): ServedService[] {
       service: InternalPermissionService,
       handlers: loosely(perm),
       register: (r) => r.service(InternalPermissionService, perm),
+    },
+    {
+      service: SessionService,
+      handlers: loosely(session),
+      register: (r) => r.service(SessionService, session),
+    },
+    {
+      service: SettingsService,
+      handlers: loosely(settings),
+      register: (r) => r.service(SettingsService, settings),
+    },
+    {
+      service: ManagementService,
+      handlers: loosely(management),
+      register: (r) => r.service(ManagementService, management),
+      restPrefix: "/management/v1",
     },
   ];
 }

@@ -19,3 +19,15 @@ export function unimplemented<S extends DescService, K extends keyof ServiceImpl
   }
   return impl as unknown as Pick<ServiceImpl<S>, K>;
 }
+
+// For a service of which Latchkey serves a handful of methods out of hundreds (ZITADEL's v1
+// management API): the given methods, and Unimplemented for every other one.
+export function unimplementedExcept<S extends DescService>(
+  service: S,
+  implemented: Partial<ServiceImpl<S>>,
+): ServiceImpl<S> {
+  const rest = service.methods
+    .map((m) => m.localName)
+    .filter((name) => !(name in implemented)) as (keyof ServiceImpl<S> & string)[];
+  return { ...unimplemented(service, rest), ...implemented } as ServiceImpl<S>;
+}

@@ -4,8 +4,9 @@ import type { SetHumanPhone } from "@zitadel/proto/zitadel/user/v2/phone_pb.js";
 import type { SetHumanProfile } from "@zitadel/proto/zitadel/user/v2/user_pb.js";
 import { UserService } from "@zitadel/proto/zitadel/user/v2/user_service_pb.js";
 import type { App } from "../app/app.ts";
+import type { PasswordRequest } from "../app/passwords.ts";
 import type { PhoneRequest, PhoneVerification } from "../app/phone-codes.ts";
-import type { NewHumanRequest } from "../app/users.ts";
+import type { NewHumanRequest, PasswordVerification } from "../app/users.ts";
 import type { Profile } from "../domain/user/events.ts";
 import { principalOf } from "./context.ts";
 import { dateOf, detailsOut, ts, userOut } from "./convert.ts";
@@ -42,11 +43,20 @@ function emailOf(e: SetHumanEmail | undefined) {
   };
 }
 
+function passwordOf(p: HumanFields["passwordType"]): PasswordRequest | undefined {
+  if (p?.case === "password") return { password: p.value.password, changeRequired: p.value.changeRequired };
+  if (p?.case === "hashedPassword") return { hash: p.value.hash, changeRequired: p.value.changeRequired };
+  return undefined;
+}
+
 interface HumanFields {
   profile?: SetHumanProfile;
   email?: SetHumanEmail;
   phone?: SetHumanPhone;
-  passwordType?: { case: string | undefined };
+  passwordType?:
+    | { case: "password"; value: { password: string; changeRequired: boolean } }
+    | { case: "hashedPassword"; value: { hash: string; changeRequired: boolean } }
+    | { case: undefined; value?: undefined };
   idpLinks: unknown[];
   totpSecret?: string | undefined;
   metadata: unknown[];
@@ -56,11 +66,16 @@ export function humanRequest(
   h: HumanFields,
   ids: { userId?: string | undefined; orgId?: string | undefined; username?: string | undefined },
 ): NewHumanRequest {
-  if (h.passwordType?.case) throw notYet("Passwords");
   if (h.idpLinks.length > 0) throw notYet("IDP links");
   if (h.totpSecret) throw notYet("TOTP");
   if (h.metadata.length > 0) throw notYet("User metadata");
-  return { ...ids, profile: profileOf(h.profile), ...emailOf(h.email), phone: phoneOf(h.phone) };
+  return {
+    ...ids,
+    profile: profileOf(h.profile),
+    ...emailOf(h.email),
+    phone: phoneOf(h.phone),
+    password: passwordOf(h.passwordType),
+  };
 }
 
 export function userService(app: App) {
@@ -147,6 +162,48 @@ export function userService(app: App) {
       };
     },
 
+    async setPassword(req, ctx) {
+      const v = req.verification;
+      const verification: PasswordVerification =
+        v.case === "currentPassword"
+          ? { kind: "current", password: v.value }
+          : v.case === "verificationCode"
+            ? { kind: "code", code: v.value }
+            : { kind: "none" };
+      const details = await app.users.setPassword(
+        p(ctx),
+        req.userId,
+        {
+          password: req.newPassword?.password ?? "",
+          changeRequired: req.newPassword?.changeRequired ?? false,
+        },
+        verification,
+      );
+      return { details: detailsOut(details) };
+    },
+
+    async passwordReset(req, ctx) {
+      if (req.medium.case !== "returnCode") throw notYet("Sending password reset links");
+      const r = await app.users.passwordReset(p(ctx), req.userId);
+      return { details: detailsOut(r.details), verificationCode: r.code };
+    },
+
+    async lockUser(req, ctx) {
+      return { details: detailsOut(await app.users.lockUser(p(ctx), req.userId)) };
+    },
+
+    async unlockUser(req, ctx) {
+      return { details: detailsOut(await app.users.unlockUser(p(ctx), req.userId)) };
+    },
+
+    async deactivateUser(req, ctx) {
+      return { details: detailsOut(await app.users.deactivateUser(p(ctx), req.userId)) };
+    },
+
+    async reactivateUser(req, ctx) {
+      return { details: detailsOut(await app.users.reactivateUser(p(ctx), req.userId)) };
+    },
+
     async addPersonalAccessToken(req, ctx) {
       const r = await app.users.addPersonalAccessToken(p(ctx), req.userId, dateOf(req.expirationDate));
       return { tokenId: r.tokenId, token: r.token, creationDate: ts(r.created) };
@@ -165,10 +222,6 @@ export function userService(app: App) {
       "verifyEmail",
       "updateUser",
       "updateHumanUser",
-      "deactivateUser",
-      "reactivateUser",
-      "lockUser",
-      "unlockUser",
       "registerPasskey",
       "verifyPasskeyRegistration",
       "createPasskeyRegistrationLink",
@@ -187,8 +240,6 @@ export function userService(app: App) {
       "addIDPLink",
       "listIDPLinks",
       "removeIDPLink",
-      "passwordReset",
-      "setPassword",
       "addSecret",
       "removeSecret",
       "addKey",

@@ -2,7 +2,11 @@ import type { DescService } from "@bufbuild/protobuf";
 import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { createServerTransport } from "@zitadel/client/node";
-import { createOrganizationServiceClient, createUserServiceClient } from "@zitadel/client/v2";
+import {
+  createOrganizationServiceClient,
+  createSessionServiceClient,
+  createUserServiceClient,
+} from "@zitadel/client/v2";
 import { InternalPermissionService } from "@zitadel/proto/zitadel/internal_permission/v2beta/internal_permission_service_pb.js";
 
 // The three RPC protocols a ZITADEL client may speak. gRPC goes through the official
@@ -30,6 +34,8 @@ export function clients(baseUrl: string, token: string, protocol: Protocol = "gr
     users: createUserServiceClient(t),
     orgs: createOrganizationServiceClient(t),
     permissions: createClient(InternalPermissionService, t),
+    sessions: createSessionServiceClient(t),
+    token,
   };
 }
 

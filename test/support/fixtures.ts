@@ -5,10 +5,10 @@ let counter = 0;
 const unique = () => `${Date.now().toString(36)}${(counter++).toString(36)}`;
 
 // A human user in the given organization (the caller's when none), with a verified phone
-// unless told otherwise.
+// unless told otherwise, and a password when given one.
 export async function humanUser(
   c: Clients,
-  opts: { orgId?: string; phone?: string; verified?: boolean; language?: string } = {},
+  opts: { orgId?: string; phone?: string; verified?: boolean; language?: string; password?: string } = {},
 ): Promise<{ userId: string; sequence: bigint; orgId: string; username: string }> {
   const name = `user-${unique()}`;
   const res = await c.users.addHumanUser({
@@ -26,6 +26,9 @@ export async function humanUser(
                 ? { case: "returnCode", value: {} }
                 : { case: "isVerified", value: true },
           },
+    passwordType: opts.password
+      ? { case: "password", value: { password: opts.password, changeRequired: false } }
+      : undefined,
   });
   assert.ok(res.details);
   return {
