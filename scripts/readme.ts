@@ -5,6 +5,7 @@ import { create, type DescMethod, type DescService, getOption, hasOption } from 
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { http as httpRule } from "@zitadel/proto/google/api/annotations_pb.js";
+import { restPrefixes } from "../src/api/services.ts";
 import { settingNames, settings } from "../src/config.ts";
 
 const begin = (name: string) => `<!-- generated:${name} (npm run docs) -->`;
@@ -75,14 +76,19 @@ export async function probeMethods(
 function restOf(method: DescMethod): string {
   if (!hasOption(method, httpRule)) return "—";
   const p = getOption(method, httpRule).pattern;
+  const prefix = restPrefixes[method.parent.typeName] ?? "";
   return p.case === "get" ||
     p.case === "post" ||
     p.case === "put" ||
     p.case === "delete" ||
     p.case === "patch"
-    ? `\`${p.case.toUpperCase()} ${p.value}\``
+    ? `\`${p.case.toUpperCase()} ${prefix}${p.value}\``
     : "—";
 }
+
+// A service of which Latchkey serves a handful of its hundreds of methods (ZITADEL's v1
+// management API) lists only those.
+const longService = 100;
 
 const header = ["| Method | REST | Latchkey | Differences from ZITADEL |", "| --- | --- | --- | --- |"];
 const rowPattern = /^\| `(\w+)` \| [^|]*\| (yes|no) \|(.*)\|$/;
@@ -107,7 +113,11 @@ export function compatTables(
 ): string {
   return services
     .map((service) => {
-      const rows = service.methods.map((m) => {
+      const long = service.methods.length > longService;
+      const listed = long
+        ? service.methods.filter((m) => implemented.get(`${service.typeName}/${m.name}`) === true)
+        : service.methods;
+      const rows = listed.map((m) => {
         const key = `${service.typeName}/${m.name}`;
         const yes = implemented.get(key) === true;
         return `| \`${m.name}\` | ${restOf(m)} | ${yes ? "yes" : "no"} | ${notes.get(key) ?? ""} |`.replace(
@@ -119,7 +129,7 @@ export function compatTables(
       return [
         `### \`${service.typeName}\``,
         "",
-        `${count} of ${service.methods.length} methods implemented; the others answer Unimplemented (HTTP 501).`,
+        `${count} of ${service.methods.length} methods implemented; the others answer Unimplemented (HTTP 501)${long ? " and are not listed" : ""}.`,
         "",
         ...header,
         ...rows,

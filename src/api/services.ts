@@ -20,11 +20,15 @@ export interface ServedService {
   readonly service: DescService;
   readonly handlers: Readonly<Record<string, UnaryHandler>>;
   readonly register: (router: ConnectRouter) => void;
-  // ZITADEL mounts its v1 APIs' REST paths under a prefix the annotations leave out.
-  readonly restPrefix?: string;
+  readonly restPrefix?: string | undefined;
 }
 
 const loosely = (impl: object) => impl as Record<string, UnaryHandler>;
+
+// ZITADEL mounts its v1 APIs' REST paths under a prefix their annotations leave out.
+export const restPrefixes: Readonly<Record<string, string>> = {
+  [ManagementService.typeName]: "/management/v1",
+};
 
 // The services Latchkey serves, each typed whole against its descriptor; the Connect router
 // and the REST transcoder both read this one list.
@@ -61,7 +65,7 @@ export function servedServices(app: App): ServedService[] {
       service: ManagementService,
       handlers: loosely(management),
       register: (r) => r.service(ManagementService, management),
-      restPrefix: "/management/v1",
+      restPrefix: restPrefixes[ManagementService.typeName],
     },
   ];
 }

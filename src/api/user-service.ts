@@ -183,7 +183,9 @@ export function userService(app: App) {
     },
 
     async passwordReset(req, ctx) {
-      if (req.medium.case !== "returnCode") throw notYet("Sending password reset links");
+      if (req.medium.case === "sendLink") throw notYet("Sending password reset links");
+      if (req.medium.case !== "returnCode")
+        throw new ConnectError("Latchkey sends no email: ask for returnCode", Code.InvalidArgument);
       const r = await app.users.passwordReset(p(ctx), req.userId);
       return { details: detailsOut(r.details), verificationCode: r.code };
     },
