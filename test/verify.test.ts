@@ -169,6 +169,49 @@ for (const kind of databaseKinds) {
       }
     });
 
+    it("rebuilds sessions too: clean after sign-ins, loud about a changed or lost session row", async () => {
+      const server = await startTestServer(kind);
+      try {
+        const admin = clients(server.url, server.adminToken);
+        const ada = await humanUser(admin, { password: "correct horse battery staple" });
+        const signIn = () =>
+          admin.sessions.createSession({
+            checks: {
+              user: { search: { case: "userId", value: ada.userId } },
+              password: { password: "correct horse battery staple" },
+            },
+          });
+        const kept = await signIn();
+        const lost = await signIn();
+        const ended = await signIn();
+        await admin.sessions.deleteSession({ sessionId: ended.sessionId });
+        const store = server.running.app.deps.store;
+        assert.deepEqual((await verify(store)).differences, []);
+
+        await tamper(server.database.config, [
+          {
+            sqlite: `UPDATE sessions SET state = json_set(state, '$.passwordCheckedAt', json('null')) WHERE id = '${kept.sessionId}'`,
+            postgres: `UPDATE sessions SET state = jsonb_set(state, '{passwordCheckedAt}', 'null') WHERE id = '${kept.sessionId}'`,
+          },
+          {
+            sqlite: `DELETE FROM sessions WHERE id = '${lost.sessionId}'`,
+            postgres: `DELETE FROM sessions WHERE id = '${lost.sessionId}'`,
+          },
+        ]);
+        const { differences } = await verify(store);
+        assert.deepEqual(
+          differences.map((d) => [d.model, d.key, d.problem]),
+          [
+            ["sessions", kept.sessionId, "differs"],
+            ["sessions", lost.sessionId, "missing"],
+          ],
+        );
+        assert.match(differences[0]!.detail, /^state\.passwordCheckedAt: expected "[^"]+", found null$/);
+      } finally {
+        await server.stop();
+      }
+    });
+
     it("changes nothing it checks, and tells a database without schema or instance", async () => {
       const db = await freshDatabase(kind);
       try {

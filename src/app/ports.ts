@@ -203,6 +203,15 @@ export interface StoredMember {
   readonly roles: readonly string[];
 }
 
+export interface StoredSession {
+  readonly id: string;
+  readonly state: SessionState;
+  // Kept beside the state for lookups; they must agree with it.
+  readonly userId: string;
+  readonly creator: string;
+  readonly createdAt: string;
+}
+
 export interface StoredOrg {
   readonly id: string;
   readonly name: string;
@@ -218,6 +227,7 @@ export interface Snapshot {
   listTokens(): Promise<StoredToken[]>;
   listMembers(): Promise<StoredMember[]>;
   listOrgs(): Promise<StoredOrg[]>;
+  listSessions(): Promise<StoredSession[]>;
   getInstance(): Promise<InstanceRow | null>;
 }
 

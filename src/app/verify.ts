@@ -1,6 +1,7 @@
 import { isDeepStrictEqual } from "node:util";
 import type { RecordedEvent } from "../domain/events.ts";
 import { emptyResource, foldResource, type ResourceState } from "../domain/resource/state.ts";
+import { emptySession, foldSession, type SessionState } from "../domain/session/state.ts";
 import { emptyUser, foldUser, type UserState } from "../domain/user/state.ts";
 import type {
   InstanceRow,
@@ -9,17 +10,18 @@ import type {
   Store,
   StoredMember,
   StoredOrg,
+  StoredSession,
   StoredToken,
   StoredUser,
 } from "./ports.ts";
-import { projectResource, projectUser } from "./projection.ts";
+import { projectResource, projectSession, projectUser } from "./projection.ts";
 
 // The event log is the truth; the read models are derived from it in the same transaction.
 // Verify rebuilds them from the log with the folds and projections the commands use, and
 // lists every way the stored ones differ, along with every break in an aggregate's sequence.
 
 export interface Difference {
-  readonly model: "events" | "users" | "tokens" | "members" | "orgs" | "instance";
+  readonly model: "events" | "users" | "tokens" | "members" | "orgs" | "instance" | "sessions";
   // The aggregate (`user/<id>`) or the read-model row the difference is about.
   readonly key: string;
   readonly problem: "gap" | "missing" | "unexpected" | "differs";
@@ -45,6 +47,7 @@ class Rebuilt {
   readonly tokens = new Map<string, StoredToken>();
   readonly members = new Map<string, StoredMember>();
   readonly orgs = new Map<string, StoredOrg>();
+  readonly sessions = new Map<string, SessionState>();
   instance: InstanceRow | null = null;
 
   constructor(private readonly instanceId: string) {}
@@ -91,6 +94,12 @@ class Rebuilt {
       case "instance.put":
         this.instance = { id: c.id, name: c.name, defaultOrgId: c.defaultOrgId };
         return;
+      case "session.put":
+        this.sessions.set(c.session.id, c.session);
+        return;
+      case "session.delete":
+        this.sessions.delete(c.sessionId);
+        return;
     }
   }
 }
@@ -100,6 +109,7 @@ async function rebuild(view: Snapshot, instanceId: string, differences: Differen
   const rebuilt = new Rebuilt(instanceId);
   const users = new Map<string, UserState>();
   const resources = new Map<string, ResourceState>();
+  const sessions = new Map<string, SessionState>();
   const lastSequence = new Map<string, number>();
   let events = 0;
 
@@ -116,6 +126,11 @@ async function rebuild(view: Snapshot, instanceId: string, differences: Differen
         const state = foldResource(resources.get(key) ?? emptyResource(e.aggregateType, id), [e]);
         resources.set(key, state);
         return projectResource(state, [e], instanceId);
+      }
+      case "session": {
+        const state = foldSession(sessions.get(id) ?? emptySession(id), [e]);
+        sessions.set(id, state);
+        return projectSession(state);
       }
       default:
         differences.push({
@@ -211,6 +226,14 @@ const asStoredUser = (state: UserState): StoredUser => ({
   sequence: state.sequence,
 });
 
+const asStoredSession = (state: SessionState): StoredSession => ({
+  id: state.id,
+  state,
+  userId: state.userId,
+  creator: state.creator,
+  createdAt: state.createdAt ?? "",
+});
+
 async function allUsers(view: Snapshot): Promise<[string, StoredUser][]> {
   const rows: [string, StoredUser][] = [];
   for (let after = ""; ; ) {
@@ -247,6 +270,12 @@ async function verifyInstance(view: Snapshot, instanceId: string): Promise<Verif
     "orgs",
     rebuilt.orgs,
     (await view.listOrgs()).map((o) => [o.id, o] as const),
+    differences,
+  );
+  rows += compareRows(
+    "sessions",
+    new Map([...rebuilt.sessions].map(([id, s]) => [id, asStoredSession(s)])),
+    (await view.listSessions()).map((s) => [s.id, s] as const),
     differences,
   );
   const instance = await view.getInstance();

@@ -17,6 +17,7 @@ import {
   type Store,
   type StoredMember,
   type StoredOrg,
+  type StoredSession,
   type StoredToken,
   type StoredUser,
   StoreUnavailable,
@@ -331,6 +332,8 @@ const sql = {
   allMembers: `SELECT user_id, scope_kind, scope_id, roles FROM members WHERE instance_id = $1
     ORDER BY user_id, scope_id`,
   allOrgs: "SELECT id, name, sequence FROM orgs WHERE instance_id = $1 ORDER BY id",
+  allSessions:
+    "SELECT id, user_id, creator, created_at, state FROM sessions WHERE instance_id = $1 ORDER BY id",
 };
 
 function changeStatement(instanceId: string, c: ReadModelChange): Statement {
@@ -406,7 +409,7 @@ function snapshotOn(instanceId: string, rows: Rows): Snapshot {
       return found.map(
         (r): StoredUser => ({
           id: r.id,
-          state: r.state,
+          state: upgradeUser(r.state),
           orgId: r.org_id,
           username: r.username,
           deleted: r.deleted,
@@ -443,6 +446,24 @@ function snapshotOn(instanceId: string, rows: Rows): Snapshot {
           scopeKind: r.scope_kind,
           scopeId: r.scope_id,
           roles: r.roles,
+        }),
+      );
+    },
+    async listSessions() {
+      const found = await rows<{
+        id: string;
+        user_id: string;
+        creator: string;
+        created_at: string;
+        state: SessionState;
+      }>(sql.allSessions, [instanceId]);
+      return found.map(
+        (r): StoredSession => ({
+          id: r.id,
+          state: r.state,
+          userId: r.user_id,
+          creator: r.creator,
+          createdAt: r.created_at,
         }),
       );
     },

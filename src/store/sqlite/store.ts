@@ -18,6 +18,7 @@ import {
   type Snapshot,
   type Store,
   type StoredMember,
+  type StoredSession,
   type StoredToken,
   type StoredUser,
   type TokenRow,
@@ -130,6 +131,7 @@ const snapshotSql = {
     ORDER BY user_id, scope_id`,
   orgs: "SELECT id, name, sequence FROM orgs WHERE instance_id = ? ORDER BY id",
   instance: "SELECT id, name, default_org_id FROM instances LIMIT 1",
+  sessions: "SELECT id, user_id, creator, created_at, state FROM sessions WHERE instance_id = ? ORDER BY id",
 };
 
 function snapshotOn(db: Database.Database, instanceId: string): Snapshot {
@@ -150,7 +152,7 @@ function snapshotOn(db: Database.Database, instanceId: string): Snapshot {
       return rows.map(
         (r): StoredUser => ({
           id: r.id,
-          state: JSON.parse(r.state) as UserState,
+          state: upgradeUser(JSON.parse(r.state) as UserState),
           orgId: r.org_id,
           username: r.username,
           deleted: r.deleted !== 0,
@@ -187,6 +189,24 @@ function snapshotOn(db: Database.Database, instanceId: string): Snapshot {
           scopeKind: r.scope_kind,
           scopeId: r.scope_id,
           roles: JSON.parse(r.roles) as string[],
+        }),
+      );
+    },
+    async listSessions() {
+      const rows = all(snapshotSql.sessions, instanceId) as {
+        id: string;
+        user_id: string;
+        creator: string;
+        created_at: string;
+        state: string;
+      }[];
+      return rows.map(
+        (r): StoredSession => ({
+          id: r.id,
+          state: JSON.parse(r.state) as SessionState,
+          userId: r.user_id,
+          creator: r.creator,
+          createdAt: r.created_at,
         }),
       );
     },
