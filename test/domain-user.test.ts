@@ -113,10 +113,10 @@ describe("phone decisions", () => {
     given(human, phoneChanged(), codeAdded)
       .when((s) => decide.verifyPhone(s, { matches: () => false, now }))
       .thenWithError([failed], "invalid_argument", "COMMAND-eis9R"));
-  it("VerifyPhone after expiry answers InvalidArgument even with the right code", () =>
+  it("VerifyPhone after expiry answers FailedPrecondition even with the right code", () =>
     given(human, phoneChanged(), codeAdded)
       .when((s) => decide.verifyPhone(s, { matches: () => true, now: new Date("2026-01-01T00:10:00Z") }))
-      .thenWithError([failed], "invalid_argument", "CODE-QvUQ4P"));
+      .thenWithError([failed], "failed_precondition", "CODE-QvUQ4P"));
   it(`voids the code after ${maxCodeAttempts} wrong attempts`, () =>
     given(human, phoneChanged(), codeAdded, ...Array(maxCodeAttempts).fill(failed))
       .when((s) => decide.verifyPhone(s, { matches: () => true, now }))

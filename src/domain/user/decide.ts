@@ -126,7 +126,7 @@ export function verifyPhone(
   if (!s.phoneCode) throw precondition("LK-NOCODE", "No verification code is pending: request a new one");
   const failed = { type: UserEvent.phoneVerificationFailed, payload: null };
   if (new Date(s.phoneCode.expiresAt) <= attempt.now)
-    return { events: [failed], error: invalid("CODE-QvUQ4P", "Verification code has expired") };
+    return { events: [failed], error: precondition("CODE-QvUQ4P", "Verification code has expired") };
   if (!attempt.matches(s.phoneCode.hash))
     return { events: [failed], error: invalid("COMMAND-eis9R", "Verification code is invalid") };
   return emit({ type: UserEvent.phoneVerified, payload: null });
