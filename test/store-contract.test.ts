@@ -17,7 +17,11 @@ import {
   QuotaExceeded,
   type SendQuota,
   type Store,
+  type TextMethod,
   UniqueViolation,
+  type UserFilter,
+  type UserSearch,
+  type UserTextField,
 } from "../src/app/ports.ts";
 import { projectResource, projectSession, projectUser } from "../src/app/projection.ts";
 import { hashToken, newToken } from "../src/app/secrets.ts";
@@ -37,6 +41,8 @@ import * as user from "../src/domain/user/decide.ts";
 import type { Profile } from "../src/domain/user/events.ts";
 import { emptyUser, foldUser, type UserState } from "../src/domain/user/state.ts";
 import { openStore } from "../src/store/open.ts";
+import { postgresMigrations } from "../src/store/postgres/migrations.ts";
+import { sqliteMigrations } from "../src/store/sqlite/migrations.ts";
 import { databaseKinds, freshDatabase, type TestDatabase } from "./support/databases.ts";
 
 // ---- Building appends the way the application does -------------------------------------------
@@ -173,6 +179,27 @@ const human =
       phone: phone ? { phone: "+41791234567", verified: true } : null,
     });
 
+const person =
+  (
+    username: string,
+    o: { email: string; phone?: string; given?: string; family?: string; nick?: string; display?: string },
+  ) =>
+  (s: UserState) =>
+    user.addHuman(s, {
+      username,
+      profile: {
+        givenName: o.given ?? "Given",
+        familyName: o.family ?? username,
+        nickName: o.nick ?? "",
+        displayName: o.display ?? `Given ${username}`,
+        preferredLanguage: "",
+        gender: 0,
+      },
+      email: o.email,
+      emailVerified: true,
+      phone: o.phone ? { phone: o.phone, verified: true } : null,
+    });
+
 const machine = (username: string) => (s: UserState) =>
   user.addMachine(s, { username, name: `Machine ${username}`, description: "contract test" });
 
@@ -286,6 +313,48 @@ async function migrationRecords(config: DatabaseConfig): Promise<string[]> {
   try {
     const { rows } = await client.query<{ version: number; name: string; applied_at: string }>(query);
     return rows.map((r) => `${r.version} ${r.name} ${r.applied_at}`);
+  } finally {
+    await client.end();
+  }
+}
+
+// A database as the first schema left it, holding these users: what an upgrade starts from.
+async function writeAtSchemaVersion1(config: DatabaseConfig, instanceId: string, users: UserState[]) {
+  const migrations = config.kind === "sqlite" ? sqliteMigrations : postgresMigrations;
+  const first = migrations.find((m) => m.version === 1)!;
+  const rows = users.map((u) => [
+    instanceId,
+    u.id,
+    u.orgId,
+    u.username,
+    u.deleted,
+    u.sequence,
+    JSON.stringify(u),
+  ]);
+  if (config.kind === "sqlite") {
+    const db = new Database(config.path);
+    try {
+      db.exec(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+      );
+      db.exec(first.sql);
+      db.prepare("INSERT INTO schema_migrations VALUES (1, ?, ?)").run(first.name, new Date().toISOString());
+      const insert = db.prepare("INSERT INTO users VALUES (?, ?, ?, ?, ?, ?, ?)");
+      for (const r of rows) insert.run(...r.map((v) => (typeof v === "boolean" ? Number(v) : v)));
+    } finally {
+      db.close();
+    }
+    return;
+  }
+  const client = new pg.Client({ connectionString: config.url });
+  await client.connect();
+  try {
+    await client.query(
+      "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL)",
+    );
+    await client.query(first.sql);
+    await client.query("INSERT INTO schema_migrations VALUES (1, $1, now())", [first.name]);
+    for (const r of rows) await client.query("INSERT INTO users VALUES ($1, $2, $3, $4, $5, $6, $7)", r);
   } finally {
     await client.end();
   }
@@ -841,6 +910,256 @@ for (const kind of databaseKinds) {
       assert.equal(await store.getUser(instanceId, newId()), null);
       assert.deepEqual(await store.loadEvents(instanceId, { type: "org", id: newId() }, 0), []);
       assert.deepEqual(await store.loadEvents(instanceId, { type: "user", id: boot.admin.id }, 99), []);
+    });
+
+    describe("searching users", () => {
+      // An instance of its own, so that the other tests' users stay out of the answers.
+      const sid = newId();
+      const orgA = newId();
+      const orgB = newId();
+      const u: Record<string, UserState> = {};
+      const everything: UserSearch = {
+        filter: { kind: "and", filters: [] },
+        visible: { all: true },
+        sort: "username",
+        ascending: true,
+        offset: 0,
+        limit: 100,
+      };
+      const names = async (search: Partial<UserSearch>) =>
+        (await store.searchUsers(sid, { ...everything, ...search })).users.map((s) => s.username);
+      const matching = (filter: UserFilter) => names({ filter });
+      const text = (field: UserTextField, method: TextMethod, value: string): UserFilter => ({
+        kind: "text",
+        field,
+        method,
+        value,
+      });
+
+      before(async () => {
+        const add = async (orgId: string, d: (s: UserState) => Decision) => {
+          const s = await addUser(store, sid, orgId, d);
+          u[s.username] = s;
+          return s;
+        };
+        await add(
+          orgA,
+          person("Alice.Smith", {
+            email: "alice@Example.com",
+            phone: "+41791112233",
+            given: "Alice",
+            family: "Smith",
+          }),
+        );
+        await add(orgA, person("bob_jones", { email: "bob@example.org", phone: "+41792223344" }));
+        // Every wildcard of LIKE and GLOB, to be taken literally.
+        await add(orgA, person("carol%_[x]*?", { email: "carol@example.org", nick: "Caz" }));
+        await add(orgA, machine("svc-bot"));
+        await add(orgB, person("eve", { email: "eve@example.net", display: "Eve Evans" }));
+        const dave = await add(orgA, person("dave", { email: "dave@example.com" }));
+        await changeUser(store, sid, dave, user.removeUser);
+      });
+
+      it("leaves deleted users and other instances out, and returns the state as projected", async () => {
+        const all = await store.searchUsers(sid, everything);
+        assert.equal(all.total, 5);
+        assert.deepEqual(
+          all.users.map((s) => s.username),
+          ["Alice.Smith", "bob_jones", "carol%_[x]*?", "eve", "svc-bot"],
+        );
+        assert.deepEqual(all.users[0], u["Alice.Smith"]);
+        assert.deepEqual(all.users[4], u["svc-bot"]);
+        assert.deepEqual(await store.searchUsers(newId(), everything), { total: 0, users: [] });
+      });
+
+      it("matches text with each of ZITADEL's methods, case and wildcards as asked", async () => {
+        const cases: [UserFilter, string[]][] = [
+          [text("username", "equals", "Alice.Smith"), ["Alice.Smith"]],
+          [text("username", "equals", "alice.smith"), []],
+          [text("username", "equalsIgnoreCase", "alice.SMITH"), ["Alice.Smith"]],
+          [text("username", "startsWith", "Ali"), ["Alice.Smith"]],
+          [text("username", "startsWith", "ali"), []],
+          [text("username", "startsWithIgnoreCase", "ali"), ["Alice.Smith"]],
+          [text("username", "endsWith", "Jones"), []],
+          [text("username", "endsWithIgnoreCase", "JONES"), ["bob_jones"]],
+          [text("username", "contains", "_"), ["bob_jones", "carol%_[x]*?"]],
+          [text("username", "contains", "%"), ["carol%_[x]*?"]],
+          [text("username", "contains", "[x]"), ["carol%_[x]*?"]],
+          [text("username", "contains", "*?"), ["carol%_[x]*?"]],
+          [text("username", "containsIgnoreCase", "%_["), ["carol%_[x]*?"]],
+          [text("username", "contains", "S"), ["Alice.Smith"]],
+          [text("username", "containsIgnoreCase", "S"), ["Alice.Smith", "bob_jones", "svc-bot"]],
+          [text("email", "equals", "alice@example.com"), []],
+          [text("email", "equalsIgnoreCase", "ALICE@example.com"), ["Alice.Smith"]],
+          [text("email", "endsWithIgnoreCase", "EXAMPLE.ORG"), ["bob_jones", "carol%_[x]*?"]],
+          [text("phone", "startsWith", "+4179222"), ["bob_jones"]],
+          [text("phone", "contains", "1112"), ["Alice.Smith"]],
+          [text("givenName", "equals", "Alice"), ["Alice.Smith"]],
+          [text("familyName", "equalsIgnoreCase", "smith"), ["Alice.Smith"]],
+          [text("nickName", "equals", "Caz"), ["carol%_[x]*?"]],
+          [text("displayName", "containsIgnoreCase", "evans"), ["eve"]],
+        ];
+        for (const [filter, expected] of cases)
+          assert.deepEqual(await matching(filter), expected, JSON.stringify(filter));
+      });
+
+      it("filters by organization, ids, addresses and type, combined with and, or and not", async () => {
+        const alice = u["Alice.Smith"]!;
+        const bob = u.bob_jones!;
+        const cases: [UserFilter, string[]][] = [
+          [{ kind: "org", orgId: orgB }, ["eve"]],
+          [{ kind: "ids", ids: [alice.id, bob.id, newId()] }, ["Alice.Smith", "bob_jones"]],
+          [{ kind: "ids", ids: [] }, []],
+          [{ kind: "emails", emails: ["BOB@example.org", "eve@EXAMPLE.net"] }, ["bob_jones", "eve"]],
+          [{ kind: "type", type: "machine" }, ["svc-bot"]],
+          [{ kind: "always", value: false }, []],
+          [{ kind: "or", filters: [] }, []],
+          [
+            {
+              kind: "or",
+              filters: [text("username", "equals", "bob_jones"), text("email", "contains", "Example.com")],
+            },
+            ["Alice.Smith", "bob_jones"],
+          ],
+          [
+            {
+              kind: "and",
+              filters: [
+                { kind: "org", orgId: orgA },
+                { kind: "not", filter: { kind: "type", type: "human" } },
+              ],
+            },
+            ["svc-bot"],
+          ],
+        ];
+        for (const [filter, expected] of cases)
+          assert.deepEqual(await matching(filter), expected, JSON.stringify(filter));
+      });
+
+      it("shows a caller limited to some organizations only those, and itself", async () => {
+        const eve = u.eve!;
+        assert.deepEqual(await names({ visible: { orgIds: [orgA], userId: eve.id } }), [
+          "Alice.Smith",
+          "bob_jones",
+          "carol%_[x]*?",
+          "eve",
+          "svc-bot",
+        ]);
+        assert.deepEqual(await names({ visible: { orgIds: [orgB], userId: u["svc-bot"]!.id } }), [
+          "eve",
+          "svc-bot",
+        ]);
+        assert.deepEqual(await names({ visible: { orgIds: [], userId: eve.id } }), ["eve"]);
+        const limited = await store.searchUsers(sid, {
+          ...everything,
+          visible: { orgIds: [orgB], userId: eve.id },
+          filter: text("username", "contains", "o"),
+        });
+        assert.deepEqual(limited, { total: 0, users: [] });
+      });
+
+      it("sorts in either direction and pages without overlap, counting every match", async () => {
+        const desc = await names({ ascending: false });
+        assert.deepEqual(desc, ["svc-bot", "eve", "carol%_[x]*?", "bob_jones", "Alice.Smith"]);
+        const byId = await store.searchUsers(sid, { ...everything, sort: "id" });
+        const ids = byId.users.map((s) => s.id);
+        assert.deepEqual(ids, [...ids].sort());
+        const byEmail = await names({ sort: "email" });
+        assert.deepEqual(
+          byEmail,
+          ["Alice.Smith", "bob_jones", "carol%_[x]*?", "eve", "svc-bot"].sort((a, b) =>
+            u[a]!.email.toLowerCase() < u[b]!.email.toLowerCase() ? -1 : 1,
+          ),
+        );
+        assert.deepEqual(await names({ sort: "type", filter: { kind: "org", orgId: orgA } }), [
+          ...["Alice.Smith", "bob_jones", "carol%_[x]*?"].sort((a, b) => (u[a]!.id < u[b]!.id ? -1 : 1)),
+          "svc-bot",
+        ]);
+        assert.deepEqual(await names({ sort: "createdAt" }), [
+          "Alice.Smith",
+          "bob_jones",
+          "carol%_[x]*?",
+          "svc-bot",
+          "eve",
+        ]);
+
+        const paged: string[] = [];
+        for (let offset = 0; offset < 7; offset += 2) {
+          const page = await store.searchUsers(sid, { ...everything, offset, limit: 2 });
+          assert.equal(page.total, 5);
+          assert.ok(page.users.length <= 2);
+          paged.push(...page.users.map((s) => s.username));
+        }
+        assert.deepEqual(paged, await names({}));
+      });
+
+      it("follows changes: a new number is found and the old one no longer", async () => {
+        const bob = u.bob_jones!;
+        const { after } = await changeUser(store, sid, bob, (s) =>
+          user.setPhone(s, { phone: "+41799990000", verified: true }),
+        );
+        u.bob_jones = after;
+        assert.deepEqual(await matching(text("phone", "equals", "+41799990000")), ["bob_jones"]);
+        assert.deepEqual(await matching(text("phone", "equals", "+41792223344")), []);
+        assert.deepEqual(
+          (await store.searchUsers(sid, { ...everything, filter: { kind: "ids", ids: [bob.id] } })).users,
+          [after],
+        );
+      });
+    });
+
+    it("reads an aggregate's latest events, newest first", async () => {
+      const u = await addUser(store, instanceId, org.id, human("latest"));
+      const { recorded } = await changeUser(store, instanceId, u, user.addOtpSms);
+      const all = await store.loadEvents(instanceId, { type: "user", id: u.id }, 0);
+      assert.ok(all.length >= 3);
+      assert.deepEqual(
+        await store.latestEvents(instanceId, { type: "user", id: u.id }, 100),
+        [...all].reverse(),
+      );
+      assert.deepEqual(await store.latestEvents(instanceId, { type: "user", id: u.id }, 2), [
+        recorded[0],
+        all.at(-2),
+      ]);
+      assert.deepEqual(await store.latestEvents(instanceId, { type: "user", id: newId() }, 10), []);
+      assert.deepEqual(await store.latestEvents(newId(), { type: "user", id: u.id }, 10), []);
+    });
+
+    it("fills the search columns of users written before they existed", async () => {
+      const own = await freshDatabase(kind);
+      try {
+        const b = bootstrapPlan();
+        const alice = newUserPlan(
+          b.instanceId,
+          b.org.id,
+          person("old-alice", { email: "Old@Example.com", phone: "+41795550000" }),
+        );
+        await writeAtSchemaVersion1(own.config, b.instanceId, [alice.after, b.admin]);
+        const reopened = await openStore(own.config);
+        try {
+          const found = await reopened.searchUsers(b.instanceId, {
+            filter: {
+              kind: "and",
+              filters: [
+                { kind: "text", field: "email", method: "equalsIgnoreCase", value: "old@example.com" },
+                { kind: "text", field: "phone", method: "equals", value: "+41795550000" },
+                { kind: "text", field: "displayName", method: "equals", value: "Given old-alice" },
+                { kind: "type", type: "human" },
+              ],
+            },
+            visible: { all: true },
+            sort: "createdAt",
+            ascending: true,
+            offset: 0,
+            limit: 10,
+          });
+          assert.deepEqual(found, { total: 1, users: [alice.after] });
+        } finally {
+          await reopened.close();
+        }
+      } finally {
+        await own.drop();
+      }
     });
 
     it("keeps everything when reopened and does not run migrations again", async () => {

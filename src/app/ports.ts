@@ -253,17 +253,88 @@ export interface SessionQuery {
   readonly ascending: boolean;
 }
 
+// ---- Searching users ---------------------------------------------------------------------------
+// The filters of ZITADEL's ListUsers, as a tree each adapter turns into SQL.
+
+export type TextMethod =
+  | "equals"
+  | "equalsIgnoreCase"
+  | "startsWith"
+  | "startsWithIgnoreCase"
+  | "contains"
+  | "containsIgnoreCase"
+  | "endsWith"
+  | "endsWithIgnoreCase";
+
+export type UserTextField =
+  | "username"
+  | "email"
+  | "phone"
+  | "givenName"
+  | "familyName"
+  | "nickName"
+  | "displayName";
+
+export type UserFilter =
+  | {
+      readonly kind: "text";
+      readonly field: UserTextField;
+      readonly method: TextMethod;
+      readonly value: string;
+    }
+  | { readonly kind: "org"; readonly orgId: string }
+  | { readonly kind: "ids"; readonly ids: readonly string[] }
+  // Addresses compared without regard to case.
+  | { readonly kind: "emails"; readonly emails: readonly string[] }
+  | { readonly kind: "type"; readonly type: "human" | "machine" }
+  | { readonly kind: "always"; readonly value: boolean }
+  | { readonly kind: "and" | "or"; readonly filters: readonly UserFilter[] }
+  | { readonly kind: "not"; readonly filter: UserFilter };
+
+export type UserSortField =
+  | "id"
+  | "username"
+  | "email"
+  | "givenName"
+  | "familyName"
+  | "nickName"
+  | "displayName"
+  | "type"
+  | "createdAt";
+
+export interface UserSearch {
+  readonly filter: UserFilter;
+  // Whose users the caller may see: all of the instance, or those of some organizations and the
+  // caller itself.
+  readonly visible: { readonly all: true } | { readonly orgIds: readonly string[]; readonly userId: string };
+  // Ties are broken by id, in the same direction, so that pages neither overlap nor skip.
+  readonly sort: UserSortField;
+  readonly ascending: boolean;
+  readonly offset: number;
+  readonly limit: number;
+}
+
+export interface UserPage {
+  // How many users match, whatever the page.
+  readonly total: number;
+  readonly users: UserState[];
+}
+
 export interface Store {
   readonly dialect: "sqlite" | "postgres";
   // Events of one aggregate with a sequence above `afterSequence`, in order.
   loadEvents(instanceId: string, ref: AggregateRef, afterSequence: number): Promise<RecordedEvent[]>;
   // Appends atomically: all writes and read-model changes, or nothing.
   append(request: AppendRequest): Promise<RecordedEvent[]>;
+  // The last `limit` events of one aggregate, newest first.
+  latestEvents(instanceId: string, ref: AggregateRef, limit: number): Promise<RecordedEvent[]>;
   // Events of the instance in log order, for audit and for rebuilding read models.
   readLog(instanceId: string, afterPosition: number, limit: number): Promise<RecordedEvent[]>;
 
   getInstance(): Promise<InstanceRow | null>;
   getUser(instanceId: string, userId: string): Promise<UserState | null>;
+  // Users that are not deleted and match the search.
+  searchUsers(instanceId: string, search: UserSearch): Promise<UserPage>;
   getOrg(instanceId: string, orgId: string): Promise<OrgRow | null>;
   findToken(instanceId: string, tokenHash: string): Promise<TokenRow | null>;
   membershipsOf(instanceId: string, userId: string): Promise<Membership[]>;

@@ -131,4 +131,33 @@ export const postgresMigrations: readonly { version: number; name: string; sql: 
       CREATE INDEX sessions_creator ON sessions (instance_id, creator);
     `,
   },
+  {
+    version: 4,
+    name: "users searchable by email, phone and names",
+    // ListUsers filters and sorts by these; they are copied out of the state so that SQL can
+    // index and compare them, and filled here for the users written before this migration.
+    sql: `
+      ALTER TABLE users
+        ADD COLUMN kind         text NOT NULL DEFAULT '',
+        ADD COLUMN email        text NOT NULL DEFAULT '',
+        ADD COLUMN phone        text NOT NULL DEFAULT '',
+        ADD COLUMN given_name   text NOT NULL DEFAULT '',
+        ADD COLUMN family_name  text NOT NULL DEFAULT '',
+        ADD COLUMN nick_name    text NOT NULL DEFAULT '',
+        ADD COLUMN display_name text NOT NULL DEFAULT '',
+        ADD COLUMN created_at   text NOT NULL DEFAULT '';
+      UPDATE users SET
+        kind         = coalesce(state->>'kind', ''),
+        email        = coalesce(state->>'email', ''),
+        phone        = coalesce(state->>'phone', ''),
+        given_name   = coalesce(state#>>'{profile,givenName}', ''),
+        family_name  = coalesce(state#>>'{profile,familyName}', ''),
+        nick_name    = coalesce(state#>>'{profile,nickName}', ''),
+        display_name = coalesce(state#>>'{profile,displayName}', ''),
+        created_at   = coalesce(state->>'createdAt', '');
+      -- Exact and prefix searches by address or number; "contains" searches scan one instance.
+      CREATE INDEX users_email ON users (instance_id, lower(email)) WHERE NOT deleted;
+      CREATE INDEX users_phone ON users (instance_id, phone) WHERE NOT deleted;
+    `,
+  },
 ];

@@ -23,6 +23,8 @@ import {
   StoreUnavailable,
   type TokenRow,
   UniqueViolation,
+  type UserPage,
+  type UserSearch,
 } from "../../app/ports.ts";
 import type { AggregateRef, AggregateType, RecordedEvent } from "../../domain/events.ts";
 import type { Membership } from "../../domain/permissions.ts";
@@ -30,6 +32,7 @@ import type { SessionState } from "../../domain/session/state.ts";
 import type { SmsType } from "../../domain/user/events.ts";
 import { type UserState, upgradeUser } from "../../domain/user/state.ts";
 import { quotaRefusal } from "../quota.ts";
+import { searchColumnNames, searchColumns, userSearchStatements } from "../user-search.ts";
 import { postgresMigrations } from "./migrations.ts";
 
 export interface PostgresSettings {
@@ -290,10 +293,14 @@ async function applyOutbox(c: pg.ClientBase, req: AppendRequest, changes: readon
 }
 
 const sql = {
-  putUser: `INSERT INTO users (instance_id, id, org_id, username, deleted, sequence, state)
-    VALUES ($1, $2, $3, $4, $5, $6, $7)
+  putUser: `INSERT INTO users (instance_id, id, org_id, username, deleted, sequence, state, ${searchColumnNames})
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
     ON CONFLICT (instance_id, id) DO UPDATE SET org_id = excluded.org_id, username = excluded.username,
-      deleted = excluded.deleted, sequence = excluded.sequence, state = excluded.state`,
+      deleted = excluded.deleted, sequence = excluded.sequence, state = excluded.state,
+      kind = excluded.kind, email = excluded.email, phone = excluded.phone,
+      given_name = excluded.given_name, family_name = excluded.family_name,
+      nick_name = excluded.nick_name, display_name = excluded.display_name,
+      created_at = excluded.created_at`,
   putToken: `INSERT INTO tokens (instance_id, token_id, token_hash, user_id, expires_at)
     VALUES ($1, $2, $3, $4, $5)`,
   deleteToken: "DELETE FROM tokens WHERE instance_id = $1 AND token_id = $2",
@@ -316,6 +323,8 @@ const sql = {
     "SELECT id FROM users WHERE instance_id = $1 AND lower(username) = lower($2) AND NOT deleted",
   load: `SELECT ${eventColumns} FROM events
     WHERE instance_id = $1 AND aggregate_type = $2 AND aggregate_id = $3 AND sequence > $4 ORDER BY sequence`,
+  latest: `SELECT ${eventColumns} FROM events
+    WHERE instance_id = $1 AND aggregate_type = $2 AND aggregate_id = $3 ORDER BY sequence DESC LIMIT $4`,
   log: `SELECT ${eventColumns} FROM events WHERE instance_id = $1 AND position > $2 ORDER BY position LIMIT $3`,
   instance: "SELECT id, name, default_org_id FROM instances",
   user: "SELECT state FROM users WHERE instance_id = $1 AND id = $2",
@@ -349,6 +358,7 @@ function changeStatement(instanceId: string, c: ReadModelChange): Statement {
           String(c.user.deleted),
           String(c.user.sequence),
           JSON.stringify(c.user),
+          ...searchColumns(c.user),
         ],
       };
     case "token.put":
@@ -670,6 +680,9 @@ export async function openPostgresStore(
         }),
       );
     },
+    async latestEvents(instanceId: string, ref: AggregateRef, limit: number) {
+      return (await select<EventRow>(sql.latest, [instanceId, ref.type, ref.id, limit])).map(toEvent);
+    },
     async readLog(instanceId: string, afterPosition: number, limit: number) {
       return (await select<EventRow>(sql.log, [instanceId, afterPosition, limit])).map(toEvent);
     },
@@ -680,6 +693,22 @@ export async function openPostgresStore(
     async getUser(instanceId: string, userId: string): Promise<UserState | null> {
       const [r] = await select<{ state: UserState }>(sql.user, [instanceId, userId]);
       return r ? upgradeUser(r.state) : null;
+    },
+    async searchUsers(instanceId: string, search: UserSearch): Promise<UserPage> {
+      const { count, page } = userSearchStatements(instanceId, search, "postgres");
+      // One snapshot for both, so that the total and the page agree.
+      return withClient(async (c) => {
+        await c.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+        try {
+          const total = await c.query<{ total: string }>(count.text, count.values);
+          const rows = await c.query<{ state: UserState }>(page.text, page.values);
+          await c.query("COMMIT");
+          return { total: Number(total.rows[0]?.total ?? 0), users: rows.rows.map((r) => r.state) };
+        } catch (err) {
+          await c.query("ROLLBACK").catch(() => {});
+          throw err;
+        }
+      });
     },
     async getOrg(instanceId: string, orgId: string): Promise<OrgRow | null> {
       const [r] = await select<{ id: string; name: string }>(sql.org, [instanceId, orgId]);

@@ -126,4 +126,32 @@ export const sqliteMigrations: readonly { version: number; name: string; sql: st
       CREATE INDEX sessions_creator ON sessions (instance_id, creator);
     `,
   },
+  {
+    version: 4,
+    name: "users searchable by email, phone and names",
+    // ListUsers filters and sorts by these; they are copied out of the state so that SQL can
+    // index and compare them, and filled here for the users written before this migration.
+    sql: `
+      ALTER TABLE users ADD COLUMN kind         TEXT NOT NULL DEFAULT '';
+      ALTER TABLE users ADD COLUMN email        TEXT NOT NULL DEFAULT '';
+      ALTER TABLE users ADD COLUMN phone        TEXT NOT NULL DEFAULT '';
+      ALTER TABLE users ADD COLUMN given_name   TEXT NOT NULL DEFAULT '';
+      ALTER TABLE users ADD COLUMN family_name  TEXT NOT NULL DEFAULT '';
+      ALTER TABLE users ADD COLUMN nick_name    TEXT NOT NULL DEFAULT '';
+      ALTER TABLE users ADD COLUMN display_name TEXT NOT NULL DEFAULT '';
+      ALTER TABLE users ADD COLUMN created_at   TEXT NOT NULL DEFAULT '';
+      UPDATE users SET
+        kind         = coalesce(json_extract(state, '$.kind'), ''),
+        email        = coalesce(json_extract(state, '$.email'), ''),
+        phone        = coalesce(json_extract(state, '$.phone'), ''),
+        given_name   = coalesce(json_extract(state, '$.profile.givenName'), ''),
+        family_name  = coalesce(json_extract(state, '$.profile.familyName'), ''),
+        nick_name    = coalesce(json_extract(state, '$.profile.nickName'), ''),
+        display_name = coalesce(json_extract(state, '$.profile.displayName'), ''),
+        created_at   = coalesce(json_extract(state, '$.createdAt'), '');
+      -- Exact and prefix searches by address or number; "contains" searches scan one instance.
+      CREATE INDEX users_email ON users (instance_id, lower(email)) WHERE deleted = 0;
+      CREATE INDEX users_phone ON users (instance_id, phone) WHERE deleted = 0;
+    `,
+  },
 ];

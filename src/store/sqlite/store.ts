@@ -23,6 +23,8 @@ import {
   type StoredUser,
   type TokenRow,
   UniqueViolation,
+  type UserPage,
+  type UserSearch,
 } from "../../app/ports.ts";
 import type { AggregateRef, AggregateType, RecordedEvent } from "../../domain/events.ts";
 import type { Membership } from "../../domain/permissions.ts";
@@ -30,6 +32,7 @@ import type { SessionState } from "../../domain/session/state.ts";
 import type { SmsType } from "../../domain/user/events.ts";
 import { type UserState, upgradeUser } from "../../domain/user/state.ts";
 import { quotaRefusal } from "../quota.ts";
+import { searchColumnNames, searchColumns, userSearchStatements } from "../user-search.ts";
 import { sqliteMigrations } from "./migrations.ts";
 
 interface EventRow {
@@ -251,10 +254,19 @@ export function openSqliteStore(path: string, options: { migrate?: boolean } = {
     members: db.prepare(
       "SELECT scope_kind, scope_id, roles FROM members WHERE instance_id = ? AND user_id = ?",
     ),
+    latest: db.prepare(
+      `SELECT * FROM events WHERE instance_id = ? AND aggregate_type = ? AND aggregate_id = ?
+       ORDER BY sequence DESC LIMIT ?`,
+    ),
     putUser: db.prepare(
-      `INSERT INTO users (instance_id, id, org_id, username, deleted, sequence, state) VALUES (?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO users (instance_id, id, org_id, username, deleted, sequence, state, ${searchColumnNames})
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (instance_id, id) DO UPDATE SET org_id = excluded.org_id, username = excluded.username,
-         deleted = excluded.deleted, sequence = excluded.sequence, state = excluded.state`,
+         deleted = excluded.deleted, sequence = excluded.sequence, state = excluded.state,
+         kind = excluded.kind, email = excluded.email, phone = excluded.phone,
+         given_name = excluded.given_name, family_name = excluded.family_name,
+         nick_name = excluded.nick_name, display_name = excluded.display_name,
+         created_at = excluded.created_at`,
     ),
     putToken: db.prepare("INSERT INTO tokens VALUES (?, ?, ?, ?, ?)"),
     deleteToken: db.prepare("DELETE FROM tokens WHERE instance_id = ? AND token_id = ?"),
@@ -327,6 +339,7 @@ export function openSqliteStore(path: string, options: { migrate?: boolean } = {
           c.user.deleted ? 1 : 0,
           c.user.sequence,
           JSON.stringify(c.user),
+          ...searchColumns(c.user),
         );
         return;
       case "token.put":
@@ -495,6 +508,9 @@ export function openSqliteStore(path: string, options: { migrate?: boolean } = {
     async append(req: AppendRequest) {
       return appendTx.immediate(req);
     },
+    async latestEvents(instanceId: string, ref: AggregateRef, limit: number) {
+      return (q.latest.all(instanceId, ref.type, ref.id, limit) as EventRow[]).map(toEvent);
+    },
     async readLog(instanceId: string, afterPosition: number, limit: number) {
       return (q.log.all(instanceId, afterPosition, limit) as EventRow[]).map(toEvent);
     },
@@ -505,6 +521,15 @@ export function openSqliteStore(path: string, options: { migrate?: boolean } = {
     async getUser(instanceId: string, userId: string): Promise<UserState | null> {
       const r = q.user.get(instanceId, userId) as { state: string } | undefined;
       return r ? upgradeUser(JSON.parse(r.state) as UserState) : null;
+    },
+    async searchUsers(instanceId: string, search: UserSearch): Promise<UserPage> {
+      const { count, page } = userSearchStatements(instanceId, search, "sqlite");
+      // One read transaction: the total and the page see the same data.
+      return db.transaction(() => {
+        const { total } = db.prepare(count.text).get(...count.values) as { total: number };
+        const rows = db.prepare(page.text).all(...page.values) as { state: string }[];
+        return { total, users: rows.map((r) => JSON.parse(r.state) as UserState) };
+      })();
     },
     async getOrg(instanceId: string, orgId: string): Promise<OrgRow | null> {
       return (q.org.get(instanceId, orgId) as OrgRow | undefined) ?? null;
