@@ -22,6 +22,7 @@ const implemented = new Set([
   "zitadel.user.v2.UserService/AddHumanUser",
   "zitadel.user.v2.UserService/CreateUser",
   "zitadel.user.v2.UserService/GetUserByID",
+  "zitadel.user.v2.UserService/ListUsers",
   "zitadel.user.v2.UserService/DeleteUser",
   "zitadel.user.v2.UserService/SetPhone",
   "zitadel.user.v2.UserService/VerifyPhone",

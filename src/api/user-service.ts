@@ -11,6 +11,7 @@ import type { Profile } from "../domain/user/events.ts";
 import { principalOf } from "./context.ts";
 import { dateOf, detailsOut, ts, userOut } from "./convert.ts";
 import { unimplemented } from "./unimplemented.ts";
+import { userListRequest } from "./user-search.ts";
 
 const notYet = (what: string) =>
   new ConnectError(`${what} is not implemented by Latchkey yet`, Code.Unimplemented);
@@ -116,6 +117,15 @@ export function userService(app: App) {
       return { details: out.details, user: out };
     },
 
+    async listUsers(req, ctx) {
+      const page = await app.queries.listUsers(p(ctx), userListRequest(req));
+      return {
+        details: { totalResult: BigInt(page.total), timestamp: ts(app.deps.clock.now()) },
+        sortingColumn: req.sortingColumn,
+        result: page.users.map(userOut),
+      };
+    },
+
     async deleteUser(req, ctx) {
       return { details: detailsOut(await app.users.deleteUser(p(ctx), req.userId)) };
     },
@@ -217,7 +227,6 @@ export function userService(app: App) {
     },
 
     ...unimplemented(UserService, [
-      "listUsers",
       "setEmail",
       "resendEmailCode",
       "sendEmailCode",

@@ -17,7 +17,7 @@ export function createApp(deps: AppDeps, instanceId: string) {
     instanceId,
     users,
     resources: resourceCommands(deps, instanceId, users),
-    queries: userQueries(users),
+    queries: userQueries(deps, instanceId, users),
     sessions: sessionCommands(deps, instanceId, users),
     policies: policyCommands(deps, instanceId),
     authenticate: (header: string | undefined): Promise<Principal> => authenticate(deps, instanceId, header),

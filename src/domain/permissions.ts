@@ -108,3 +108,16 @@ export function holdsOnInstance(principal: Principal, permission: Permission): b
 export function holdsAnywhere(principal: Principal, permission: Permission): boolean {
   return principal.memberships.some((m) => grants(m, permission));
 }
+
+// Where the principal holds `permission`: everywhere (through an instance role), or in these
+// organizations only.
+export function scopeOf(
+  principal: Principal,
+  permission: Permission,
+): { readonly all: true } | { readonly orgIds: readonly string[] } {
+  if (holdsOnInstance(principal, permission)) return { all: true };
+  const orgIds = new Set<string>();
+  for (const m of principal.memberships)
+    if (m.scope.kind === "org" && grants(m, permission)) orgIds.add(m.scope.orgId);
+  return { orgIds: [...orgIds] };
+}
