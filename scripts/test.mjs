@@ -1,8 +1,9 @@
-// `npm test`: format and lint, type check, then every test file, on SQLite and, where a
-// PostgreSQL server answers, on PostgreSQL too. In CI (CI=true) PostgreSQL is required.
+// `npm test`: format and lint, type check, build the console, then every test file, on SQLite
+// and, where a PostgreSQL server answers, on PostgreSQL too; the browser tests where Debian's
+// Chromium is installed. In CI (CI=true) both PostgreSQL and Chromium are required.
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readdirSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
 
@@ -55,7 +56,19 @@ const only = process.argv.slice(2);
 if (only.length === 0) {
   run("npx", ["biome", "check", "--error-on-warnings", "."]);
   run("npx", ["tsc", "--noEmit"]);
+  run("npx", ["tsc", "--noEmit", "-p", "console"]);
 }
+// The tests serve the console as `npm start` would: built from the sources as they are now.
+run("npx", ["tsx", "scripts/build-console.ts"]);
+
+// The browser tests drive Debian's Chromium (apt-get install chromium; .ci/run installs it).
+const chromium = "/usr/bin/chromium";
+const haveBrowser = existsSync(chromium);
+if (!haveBrowser && inCi) {
+  console.error(`Chromium is required in CI but ${chromium} is missing: apt-get install -y chromium`);
+  process.exit(1);
+}
+const isBrowserTest = (f) => f.endsWith(".e2e.test.ts");
 
 const unreachable = await postgresReachable();
 const env = { ...process.env };
@@ -69,15 +82,26 @@ if (unreachable === null) {
   delete env.LATCHKEY_TEST_POSTGRES_ADMIN_URL;
 }
 
-const files = only.length > 0 ? only : testFiles("test");
-const result = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-reporter=spec", ...files], {
-  stdio: "inherit",
-  env,
-});
+const asked = only.length > 0 ? only : testFiles("test");
+const files = asked.filter((f) => haveBrowser || !isBrowserTest(f));
+const skippedBrowser = files.length < asked.length;
+// With no file named, node --test would look for tests by itself: run nothing instead.
+const result =
+  files.length === 0
+    ? { status: 0 }
+    : spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-reporter=spec", ...files], {
+        stdio: "inherit",
+        env,
+      });
 if (unreachable === null) await dropTestDatabases();
 else
   console.log(
     `\nNOTE: the PostgreSQL suite was SKIPPED: no PostgreSQL answered at ${adminUrl} (${unreachable}).\n` +
       "Set LATCHKEY_TEST_POSTGRES_ADMIN_URL to run it; in CI it always runs.",
+  );
+if (skippedBrowser)
+  console.log(
+    `\nNOTE: the browser suite (test/*.e2e.test.ts) was SKIPPED: no Chromium at ${chromium}.\n` +
+      "Install it with `apt-get install -y chromium` to run it; in CI it always runs.",
   );
 process.exit(result.status ?? 1);

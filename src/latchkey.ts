@@ -1,5 +1,6 @@
 import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
+import { fileURLToPath } from "node:url";
 import { type App, createApp } from "./app/app.ts";
 import { bootstrap } from "./app/bootstrap.ts";
 import { type AppDeps, type AppMetrics, type Logger, noMetrics } from "./app/deps.ts";
@@ -26,6 +27,10 @@ export interface Overrides {
   readonly sms?: SmsSender;
   readonly clock?: Clock;
 }
+
+// Where `npm run build` writes the console, relative to this file so that the working directory
+// does not matter.
+export const consoleDir = fileURLToPath(new URL("../dist/console/", import.meta.url));
 
 export function writeSecretFile(path: string, content: string): void {
   mkdirSync(dirname(path), { recursive: true });
@@ -93,7 +98,13 @@ export async function startLatchkey(
       adminPatWritten = config.adminPatPath;
     }
     const app = createApp(deps, boot.instance.id);
-    const listener = await startServer(app, { port: config.port, host: config.host, log, metrics });
+    const listener = await startServer(app, {
+      port: config.port,
+      host: config.host,
+      log,
+      metrics,
+      consoleDir,
+    });
     const outbox = startOutboxWorker(
       {
         store,

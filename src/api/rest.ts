@@ -206,7 +206,12 @@ function headersOf(req: Request): Headers {
   return h;
 }
 
-function send(res: Response, status: number, body: unknown, headers: Record<string, string> = {}): void {
+export function sendJson(
+  res: Response,
+  status: number,
+  body: unknown,
+  headers: Readonly<Record<string, string>> = {},
+): void {
   const payload = JSON.stringify(body);
   res.writeHead(status, {
     ...headers,
@@ -217,11 +222,11 @@ function send(res: Response, status: number, body: unknown, headers: Record<stri
 }
 
 export function restNotFound(res: Response): void {
-  send(res, 404, { code: Code.NotFound, message: "Not Found", details: [] });
+  sendJson(res, 404, { code: Code.NotFound, message: "Not Found", details: [] });
 }
 
 export function restMethodNotAllowed(res: Response): void {
-  send(res, 405, { code: Code.Unimplemented, message: "Method Not Allowed", details: [] });
+  sendJson(res, 405, { code: Code.Unimplemented, message: "Method Not Allowed", details: [] });
 }
 
 export interface RestOutcome {
@@ -262,12 +267,12 @@ export async function serveRest(
     const out = await route.handler(input, ctx);
     const msg = create(route.method.output, out as never);
     const status = methodOptions(route.method).successCode;
-    send(res, status, toJson(route.method.output, msg));
+    sendJson(res, status, toJson(route.method.output, msg));
     return { status, code: null, callerId };
   } catch (err) {
     const connectError = toConnectError(err, reporter);
     const { status, body, headers } = restErrorBody(connectError);
-    send(res, status, body, headers);
+    sendJson(res, status, body, headers);
     return { status, code: connectError.code, callerId };
   }
 }

@@ -15,9 +15,11 @@ import {
 } from "../api/observe.ts";
 import { restMethodNotAllowed, restNotFound, restRoutes, serveRest } from "../api/rest.ts";
 import { servedServices } from "../api/services.ts";
+import { serveUserEvents, userEventsPath } from "../api/user-events.ts";
 import type { App } from "../app/app.ts";
 import type { Logger } from "../app/deps.ts";
 import type { Metrics } from "../metrics/prometheus.ts";
+import { type Console, consolePath, loadConsole } from "./console.ts";
 import { type Listener, listen, type RequestHandler } from "./listener.ts";
 
 export interface ServerOptions {
@@ -26,6 +28,8 @@ export interface ServerOptions {
   readonly log: Logger;
   // null: no /metrics endpoint.
   readonly metrics: Metrics | null;
+  // Where `npm run build` put the console.
+  readonly consoleDir: string;
 }
 
 // A caller's own request id is kept when it is a plain token, so that its logs and ours join up.
@@ -55,8 +59,9 @@ function reporterFor(log: Logger): ErrorReporter {
   };
 }
 
-// Health first, then REST paths from the annotations, then gRPC / gRPC-web / Connect.
-export function requestHandler(app: App, log: Logger, metrics: Metrics | null): RequestHandler {
+// Health first, then the console's files, then its one endpoint and the REST paths from the
+// annotations, then gRPC / gRPC-web / Connect.
+export function requestHandler(app: App, log: Logger, metrics: Metrics | null, web: Console): RequestHandler {
   const reporter = reporterFor(log);
   const observe = observerFor(log, metrics);
   const served = servedServices(app);
@@ -94,12 +99,36 @@ export function requestHandler(app: App, log: Logger, metrics: Metrics | null): 
       );
       return;
     }
+    if (url.pathname === "/" && req.method === "GET") {
+      res.writeHead(302, { location: consolePath, "content-length": 0 });
+      res.end();
+      return;
+    }
+    if (url.pathname === consolePath.slice(0, -1) || url.pathname.startsWith(consolePath))
+      return web.serve(req, res, url.pathname);
 
     const started = performance.now();
     const requestId = requestIdOf(req);
     res.setHeader("x-request-id", requestId);
+    const eventsOf = userEventsPath(url.pathname);
+    if (eventsOf !== null) {
+      serveUserEvents(app, reporter, eventsOf, req, res, url).then(
+        (outcome) =>
+          observe({
+            requestId,
+            protocol: "rest",
+            method: "latchkey.console/UserEvents",
+            code: codeName(outcome.code),
+            status: outcome.status,
+            latencyMs: elapsedMs(started),
+            callerId: outcome.callerId,
+          }),
+        (err) => reporter.unexpected(err),
+      );
+      return;
+    }
     const m = rest.match(req.method ?? "GET", url.pathname);
-    if (m === null && !/^\/v2(beta)?\//.test(url.pathname)) {
+    if (m === null && !/^\/(v2(beta)?|ui\/api)\//.test(url.pathname)) {
       requestIds.set(req, requestId);
       connect(req, res);
       return;
@@ -139,5 +168,10 @@ export function requestHandler(app: App, log: Logger, metrics: Metrics | null): 
 }
 
 export function startServer(app: App, options: ServerOptions): Promise<Listener> {
-  return listen(requestHandler(app, options.log, options.metrics), options.port, options.host);
+  const web = loadConsole(options.consoleDir);
+  if (!web.built)
+    options.log.warn("the console is not built: /ui/console/ answers 503 until `npm run build`", {
+      dir: options.consoleDir,
+    });
+  return listen(requestHandler(app, options.log, options.metrics, web), options.port, options.host);
 }

@@ -1,0 +1,39 @@
+// How ZITADEL's names and numbers read to a person.
+
+const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
+
+export function when(value: Date | string): string {
+  const d = typeof value === "string" ? new Date(value) : value;
+  return Number.isNaN(d.getTime()) ? "unknown time" : dateTime.format(d);
+}
+
+// ZITADEL's AuthenticationMethodType.
+export const authMethodNames: Readonly<Record<number, string>> = {
+  1: "Password",
+  2: "Passkey",
+  3: "Identity provider",
+  4: "Authenticator app (TOTP)",
+  5: "Security key (U2F)",
+  6: "OTP SMS",
+  7: "OTP email",
+};
+
+export const OTP_SMS = 6;
+
+// Event types keep ZITADEL's names (shown too, for whoever reads ZITADEL's audit log).
+const eventNames: Readonly<Record<string, string>> = {
+  "user.human.added": "User created",
+  "user.machine.added": "Machine user created",
+  "user.removed": "User deleted",
+  "user.human.phone.changed": "Phone number changed",
+  "user.human.phone.code.added": "Phone verification code issued",
+  "user.human.phone.verified": "Phone number verified",
+  "user.human.phone.verification.failed": "Wrong phone verification code",
+  "user.human.phone.removed": "Phone number removed",
+  "user.human.mfa.otp.sms.added": "OTP SMS added",
+  "user.human.mfa.otp.sms.removed": "OTP SMS removed",
+  "user.personal.access.token.added": "Personal access token added",
+  "user.personal.access.token.removed": "Personal access token removed",
+};
+
+export const eventName = (type: string) => eventNames[type] ?? type;
