@@ -29,6 +29,8 @@ root.replaceChildren(
 let generation = 0;
 let lastList = "#/users";
 let notice: Problem | null = null;
+// Where a person was headed (or was) when asked to sign in: sign-in takes them back there.
+let afterSignIn: string | null = null;
 
 function show(view: View, moveFocus: boolean): void {
   main.replaceChildren(view.element);
@@ -47,12 +49,15 @@ function route(moveFocus = true): void {
     signedOut(problem) {
       forget();
       notice = problem;
+      afterSignIn = window.location.hash;
       navigate("#/sign-in");
     },
     signedIn(token) {
       remember(token);
       notice = null;
-      navigate(lastList);
+      const next = afterSignIn ?? lastList;
+      afterSignIn = null;
+      navigate(next);
     },
     listHash: () => lastList,
     setListHash(hash) {
@@ -60,6 +65,7 @@ function route(moveFocus = true): void {
     },
   };
   const user = /^\/users\/([^/]+)$/.exec(path);
+  if (!signedIn && path !== "/sign-in") afterSignIn = `#${raw}`;
   if (!signedIn) show(signInView(ctx, notice), moveFocus);
   else if (user?.[1]) show(userPageView(decodeURIComponent(user[1]), ctx), moveFocus);
   else {
@@ -77,6 +83,7 @@ signOut.addEventListener("click", () => {
   forget();
   notice = null;
   lastList = "#/users";
+  afterSignIn = null;
   navigate("#/sign-in");
 });
 window.addEventListener("hashchange", () => route());

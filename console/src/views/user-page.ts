@@ -1,4 +1,4 @@
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
 import type { User } from "@zitadel/proto/zitadel/user/v2/user_pb.js";
 import { type UserEvent, userEvents, users } from "../api.ts";
 import { badge, busy, doneBox, problemBox, timeOf } from "../components.ts";
@@ -334,11 +334,11 @@ export function userPageView(userId: string, ctx: Context): View {
         machine?.description ? fact("Description", machine.description) : [],
         fact("User ID", h("code", {}, u.userId)),
         fact("Organization ID", h("code", {}, d?.resourceOwner ?? "")),
-        d?.creationDate ? fact("Created", timeOf(new Date(Number(d.creationDate.seconds) * 1000))) : [],
+        d?.creationDate ? fact("Created", timeOf(timestampDate(d.creationDate))) : [],
         d?.changeDate
           ? fact(
               "Last changed",
-              timeOf(new Date(Number(d.changeDate.seconds) * 1000)),
+              timeOf(timestampDate(d.changeDate)),
               h("span", { class: "meta" }, ` (sequence ${d.sequence})`),
             )
           : [],
