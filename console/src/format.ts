@@ -27,13 +27,24 @@ const eventNames: Readonly<Record<string, string>> = {
   "user.removed": "User deleted",
   "user.human.phone.changed": "Phone number changed",
   "user.human.phone.code.added": "Phone verification code issued",
+  "user.human.phone.code.sent": "Phone verification code sent by SMS",
   "user.human.phone.verified": "Phone number verified",
   "user.human.phone.verification.failed": "Wrong phone verification code",
   "user.human.phone.removed": "Phone number removed",
   "user.human.mfa.otp.sms.added": "OTP SMS added",
   "user.human.mfa.otp.sms.removed": "OTP SMS removed",
+  "user.human.sms.sent": "SMS notice sent",
+  "user.human.sms.failed": "SMS could not be sent",
   "user.personal.access.token.added": "Personal access token added",
   "user.personal.access.token.removed": "Personal access token removed",
 };
 
 export const eventName = (type: string) => eventNames[type] ?? type;
+
+// Who wrote an event: a user by username, or Latchkey itself (ZITADEL's NOTIFICATION creator
+// records what became of an SMS).
+export function authorName(creator: { readonly userId: string; readonly username: string | null }): string {
+  if (creator.username) return creator.username;
+  if (creator.userId === "NOTIFICATION") return "Latchkey (SMS delivery)";
+  return creator.userId ? `user ${creator.userId}` : "unknown";
+}

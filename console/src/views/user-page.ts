@@ -4,7 +4,7 @@ import { type UserEvent, userEvents, users } from "../api.ts";
 import { badge, busy, doneBox, problemBox, timeOf } from "../components.ts";
 import type { Context, View } from "../context.ts";
 import { type Child, focus, h, uniqueId } from "../dom.ts";
-import { authMethodNames, eventName, OTP_SMS } from "../format.ts";
+import { authMethodNames, authorName, eventName, OTP_SMS } from "../format.ts";
 import { explain } from "../problems.ts";
 
 interface Loaded {
@@ -295,11 +295,7 @@ export function userPageView(userId: string, ctx: Context): View {
                 h("code", { class: "type" }, e.type),
               ),
               h("td", { "data-label": "Time" }, timeOf(e.creationDate)),
-              h(
-                "td",
-                { "data-label": "By" },
-                e.creator.username ?? h("span", { class: "meta" }, `user ${e.creator.userId || "unknown"}`),
-              ),
+              h("td", { "data-label": "By" }, authorName(e.creator)),
             ),
           ),
         ),
