@@ -23,7 +23,7 @@ import {
   type UserSearch,
   type UserTextField,
 } from "../src/app/ports.ts";
-import { projectResource, projectSession, projectUser } from "../src/app/projection.ts";
+import { projectResource, projectSession, projectUser, userSearchFields } from "../src/app/projection.ts";
 import { hashToken, newToken } from "../src/app/secrets.ts";
 import { stamp } from "../src/app/transact.ts";
 import type { DatabaseConfig } from "../src/config.ts";
@@ -857,6 +857,7 @@ for (const kind of databaseKinds) {
             username: u.username,
             deleted: false,
             sequence: u.sequence,
+            search: userSearchFields(u),
           })),
         );
         assert.deepEqual(await view.listTokens(), [

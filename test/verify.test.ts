@@ -212,6 +212,33 @@ for (const kind of databaseKinds) {
       }
     });
 
+    it("reports search columns that no longer agree with the user's state", async () => {
+      const server = await startTestServer(kind);
+      try {
+        const admin = clients(server.url, server.adminToken);
+        const target = await humanUser(admin);
+        const store = server.running.app.deps.store;
+        assert.deepEqual((await verify(store)).differences, []);
+        // ListUsers would find this user by an address and a number it does not have.
+        await tamper(server.database.config, [
+          {
+            sqlite: `UPDATE users SET email = 'someone@else.example', phone = '' WHERE id = '${target.userId}'`,
+            postgres: `UPDATE users SET email = 'someone@else.example', phone = '' WHERE id = '${target.userId}'`,
+          },
+        ]);
+        assert.deepEqual((await verify(store)).differences, [
+          {
+            model: "users",
+            key: target.userId,
+            problem: "differs",
+            detail: `search.email: expected "${target.username}@example.com", found "someone@else.example"; search.phone: expected "+41791234567", found ""`,
+          },
+        ]);
+      } finally {
+        await server.stop();
+      }
+    });
+
     it("changes nothing it checks, and tells a database without schema or instance", async () => {
       const db = await freshDatabase(kind);
       try {

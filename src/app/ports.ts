@@ -3,6 +3,7 @@ import type { Membership } from "../domain/permissions.ts";
 import type { SessionState } from "../domain/session/state.ts";
 import type { SmsType } from "../domain/user/events.ts";
 import type { UserState } from "../domain/user/state.ts";
+import type { UserSearchFields } from "./projection.ts";
 
 // ---- Storage -------------------------------------------------------------------------------
 // One contract, implemented by store/sqlite and store/postgres and held to it by the same
@@ -186,6 +187,7 @@ export interface StoredUser {
   readonly username: string;
   readonly deleted: boolean;
   readonly sequence: number;
+  readonly search: UserSearchFields;
 }
 
 export interface StoredToken {

@@ -6,6 +6,30 @@ import { type PatAdded, type PatRemoved, UserEvent } from "../domain/user/events
 import type { UserState } from "../domain/user/state.ts";
 import type { ReadModelChange } from "./ports.ts";
 
+// The users read model keeps these beside the state, copied out of it, so that SQL can search,
+// sort and index by them (ListUsers); they must always agree with the state.
+export interface UserSearchFields {
+  readonly kind: string;
+  readonly email: string;
+  readonly phone: string;
+  readonly givenName: string;
+  readonly familyName: string;
+  readonly nickName: string;
+  readonly displayName: string;
+  readonly createdAt: string;
+}
+
+export const userSearchFields = (u: UserState): UserSearchFields => ({
+  kind: u.kind ?? "",
+  email: u.email,
+  phone: u.phone ?? "",
+  givenName: u.profile?.givenName ?? "",
+  familyName: u.profile?.familyName ?? "",
+  nickName: u.profile?.nickName ?? "",
+  displayName: u.profile?.displayName ?? "",
+  createdAt: u.createdAt ?? "",
+});
+
 // What the read models must do after a user's new events, given the state they lead to.
 export function projectUser(state: UserState, events: readonly RecordedEvent[]): ReadModelChange[] {
   const changes: ReadModelChange[] = [{ kind: "user.put", user: state }];

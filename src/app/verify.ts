@@ -14,7 +14,7 @@ import type {
   StoredToken,
   StoredUser,
 } from "./ports.ts";
-import { projectResource, projectSession, projectUser } from "./projection.ts";
+import { projectResource, projectSession, projectUser, userSearchFields } from "./projection.ts";
 
 // The event log is the truth; the read models are derived from it in the same transaction.
 // Verify rebuilds them from the log with the folds and projections the commands use, and
@@ -224,6 +224,7 @@ const asStoredUser = (state: UserState): StoredUser => ({
   username: state.username,
   deleted: state.deleted,
   sequence: state.sequence,
+  search: userSearchFields(state),
 });
 
 const asStoredSession = (state: SessionState): StoredSession => ({

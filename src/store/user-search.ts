@@ -1,4 +1,5 @@
 import type { TextMethod, UserFilter, UserSearch, UserSortField, UserTextField } from "../app/ports.ts";
+import { type UserSearchFields, userSearchFields } from "../app/projection.ts";
 import type { UserState } from "../domain/user/state.ts";
 
 // The users read model's search columns and the SQL that searches them, for both adapters: the
@@ -6,19 +7,34 @@ import type { UserState } from "../domain/user/state.ts";
 
 export type Dialect = "sqlite" | "postgres";
 
-// What user.put writes besides the state itself, in this order after (instance_id, id).
+// What user.put writes besides the state itself, in the order of searchColumnNames.
 export function searchColumns(u: UserState): string[] {
-  return [
-    u.kind ?? "",
-    u.email,
-    u.phone ?? "",
-    u.profile?.givenName ?? "",
-    u.profile?.familyName ?? "",
-    u.profile?.nickName ?? "",
-    u.profile?.displayName ?? "",
-    u.createdAt ?? "",
-  ];
+  const f = userSearchFields(u);
+  return [f.kind, f.email, f.phone, f.givenName, f.familyName, f.nickName, f.displayName, f.createdAt];
 }
+
+// The columns as a snapshot reads them back, for verify to hold against the state.
+export interface SearchColumnRow {
+  kind: string;
+  email: string;
+  phone: string;
+  given_name: string;
+  family_name: string;
+  nick_name: string;
+  display_name: string;
+  created_at: string;
+}
+
+export const searchFieldsOfRow = (r: SearchColumnRow): UserSearchFields => ({
+  kind: r.kind,
+  email: r.email,
+  phone: r.phone,
+  givenName: r.given_name,
+  familyName: r.family_name,
+  nickName: r.nick_name,
+  displayName: r.display_name,
+  createdAt: r.created_at,
+});
 
 export const searchColumnNames =
   "kind, email, phone, given_name, family_name, nick_name, display_name, created_at";

@@ -32,7 +32,13 @@ import type { SessionState } from "../../domain/session/state.ts";
 import type { SmsType } from "../../domain/user/events.ts";
 import { type UserState, upgradeUser } from "../../domain/user/state.ts";
 import { quotaRefusal } from "../quota.ts";
-import { searchColumnNames, searchColumns, userSearchStatements } from "../user-search.ts";
+import {
+  type SearchColumnRow,
+  searchColumnNames,
+  searchColumns,
+  searchFieldsOfRow,
+  userSearchStatements,
+} from "../user-search.ts";
 import { postgresMigrations } from "./migrations.ts";
 
 export interface PostgresSettings {
@@ -334,7 +340,7 @@ const sql = {
     "SELECT scope_kind, scope_id, roles FROM members WHERE instance_id = $1 AND user_id = $2 ORDER BY scope_id",
   // A snapshot: in a repeatable-read transaction, the first query fixes what every later one sees.
   snapshot: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-  allUsers: `SELECT id, org_id, username, deleted, sequence, state FROM users
+  allUsers: `SELECT id, org_id, username, deleted, sequence, state, ${searchColumnNames} FROM users
     WHERE instance_id = $1 AND id > $2 ORDER BY id LIMIT $3`,
   allTokens:
     "SELECT token_id, token_hash, user_id, expires_at FROM tokens WHERE instance_id = $1 ORDER BY token_id",
@@ -408,14 +414,16 @@ function snapshotOn(instanceId: string, rows: Rows): Snapshot {
       return (await rows<EventRow>(sql.log, [instanceId, afterPosition, limit])).map(toEvent);
     },
     async listUsers(afterId, limit) {
-      const found = await rows<{
-        id: string;
-        org_id: string;
-        username: string;
-        deleted: boolean;
-        sequence: string;
-        state: UserState;
-      }>(sql.allUsers, [instanceId, afterId, limit]);
+      const found = await rows<
+        {
+          id: string;
+          org_id: string;
+          username: string;
+          deleted: boolean;
+          sequence: string;
+          state: UserState;
+        } & SearchColumnRow
+      >(sql.allUsers, [instanceId, afterId, limit]);
       return found.map(
         (r): StoredUser => ({
           id: r.id,
@@ -424,6 +432,7 @@ function snapshotOn(instanceId: string, rows: Rows): Snapshot {
           username: r.username,
           deleted: r.deleted,
           sequence: Number(r.sequence),
+          search: searchFieldsOfRow(r),
         }),
       );
     },

@@ -32,7 +32,13 @@ import type { SessionState } from "../../domain/session/state.ts";
 import type { SmsType } from "../../domain/user/events.ts";
 import { type UserState, upgradeUser } from "../../domain/user/state.ts";
 import { quotaRefusal } from "../quota.ts";
-import { searchColumnNames, searchColumns, userSearchStatements } from "../user-search.ts";
+import {
+  type SearchColumnRow,
+  searchColumnNames,
+  searchColumns,
+  searchFieldsOfRow,
+  userSearchStatements,
+} from "../user-search.ts";
 import { sqliteMigrations } from "./migrations.ts";
 
 interface EventRow {
@@ -126,7 +132,7 @@ export function runSqliteMigrations(db: Database.Database): number[] {
 // The snapshot's reads; the same text serves the store's own connection and a reader's.
 const snapshotSql = {
   log: "SELECT * FROM events WHERE instance_id = ? AND position > ? ORDER BY position LIMIT ?",
-  users: `SELECT id, org_id, username, deleted, sequence, state FROM users
+  users: `SELECT id, org_id, username, deleted, sequence, state, ${searchColumnNames} FROM users
     WHERE instance_id = ? AND id > ? ORDER BY id LIMIT ?`,
   tokens:
     "SELECT token_id, token_hash, user_id, expires_at FROM tokens WHERE instance_id = ? ORDER BY token_id",
@@ -144,14 +150,14 @@ function snapshotOn(db: Database.Database, instanceId: string): Snapshot {
       return (all(snapshotSql.log, instanceId, afterPosition, limit) as EventRow[]).map(toEvent);
     },
     async listUsers(afterId, limit) {
-      const rows = all(snapshotSql.users, instanceId, afterId, limit) as {
+      const rows = all(snapshotSql.users, instanceId, afterId, limit) as ({
         id: string;
         org_id: string;
         username: string;
         deleted: number;
         sequence: number;
         state: string;
-      }[];
+      } & SearchColumnRow)[];
       return rows.map(
         (r): StoredUser => ({
           id: r.id,
@@ -160,6 +166,7 @@ function snapshotOn(db: Database.Database, instanceId: string): Snapshot {
           username: r.username,
           deleted: r.deleted !== 0,
           sequence: r.sequence,
+          search: searchFieldsOfRow(r),
         }),
       );
     },
