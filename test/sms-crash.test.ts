@@ -75,10 +75,11 @@ for (const db of databaseKinds) {
             : { status: 200, body: "{}" };
         const third = await humanUser(admin, { phone: "" });
         await admin.users.setPhone({ userId: third.userId, phone: "+41791230103", verification: sendCode });
-        await eventually(
-          async () => (await store!.outboxOf(instanceId, third.userId))[0]?.status === "pending",
-          "the retry to be scheduled",
-        );
+        // A new message is "pending" too, before its first attempt: wait for the attempt made.
+        await eventually(async () => {
+          const [m] = await store!.outboxOf(instanceId, third.userId);
+          return m?.status === "pending" && m.attempts === 1;
+        }, "the retry to be scheduled");
         await crash(p);
         crashed = true;
         const failedAttempts = receiver.requests.length;
