@@ -4,7 +4,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { TextQueryMethod } from "@zitadel/proto/zitadel/object/v2/object_pb.js";
 import { type SearchQuerySchema, Type, UserFieldName } from "@zitadel/proto/zitadel/user/v2/query_pb.js";
-import type { User } from "@zitadel/proto/zitadel/user/v2/user_pb.js";
+import { type User, UserState } from "@zitadel/proto/zitadel/user/v2/user_pb.js";
 import { expectCode } from "./support/assertions.ts";
 import { type Clients, clients, protocols, rest } from "./support/clients.ts";
 import { databaseKinds } from "./support/databases.ts";
@@ -253,6 +253,29 @@ for (const db of databaseKinds) {
       });
       assert.equal(tooMany.status, 400);
       assert.equal(tooMany.body.details[0].id, "QUERY-4M0fs");
+    });
+
+    it("filters by state", async () => {
+      const user = await humanUser(admin, { orgId: orgB });
+      await admin.users.lockUser({ userId: user.userId });
+      const inState = async (state: UserState) =>
+        (
+          await admin.users.listUsers({
+            queries: [
+              { query: { case: "inUserIdsQuery", value: { userIds: [user.userId, ids.cleo!, ids.dora!] } } },
+              { query: { case: "stateQuery", value: { state } } },
+            ],
+          })
+        ).result.map((u) => u.userId);
+      assert.deepEqual(await inState(UserState.LOCKED), [user.userId]);
+      assert.deepEqual(await inState(UserState.ACTIVE), [ids.dora, ids.cleo]);
+      assert.deepEqual(await inState(UserState.DELETED), []);
+      const [listed] = (
+        await admin.users.listUsers({
+          queries: [{ query: { case: "inUserIdsQuery", value: { userIds: [user.userId] } } }],
+        })
+      ).result;
+      assert.equal(listed?.state, UserState.LOCKED);
     });
 
     it("leaves deleted users out", async () => {

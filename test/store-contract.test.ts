@@ -1107,6 +1107,27 @@ for (const kind of databaseKinds) {
           [after],
         );
       });
+
+      it("filters and sorts by state, locked and inactive as well as active", async () => {
+        const { after: locked } = await changeUser(store, sid, u.eve!, user.lockUser);
+        u.eve = locked;
+        const { after: inactive } = await changeUser(store, sid, u["svc-bot"]!, user.deactivateUser);
+        u["svc-bot"] = inactive;
+        assert.deepEqual(await matching({ kind: "state", state: "locked" }), ["eve"]);
+        assert.deepEqual(await matching({ kind: "state", state: "inactive" }), ["svc-bot"]);
+        assert.deepEqual(await matching({ kind: "state", state: "active" }), [
+          "Alice.Smith",
+          "bob_jones",
+          "carol%_[x]*?",
+        ]);
+        // "active" < "inactive" < "locked"; ties by id.
+        const byState = await names({ sort: "state" });
+        assert.deepEqual(byState.slice(3), ["svc-bot", "eve"]);
+        assert.deepEqual(
+          (await store.searchUsers(sid, { ...everything, filter: { kind: "ids", ids: [locked.id] } })).users,
+          [locked],
+        );
+      });
     });
 
     it("reads an aggregate's latest events, newest first", async () => {

@@ -20,6 +20,16 @@ export const authMethodNames: Readonly<Record<number, string>> = {
 
 export const OTP_SMS = 6;
 
+// ZITADEL's UserState.
+export const userStateNames: Readonly<Record<number, string>> = {
+  1: "Active",
+  2: "Inactive",
+  3: "Deleted",
+  4: "Locked",
+  5: "Initial",
+};
+export const USER_STATE_ACTIVE = 1;
+
 // Event types keep ZITADEL's names (shown too, for whoever reads ZITADEL's audit log).
 const eventNames: Readonly<Record<string, string>> = {
   "user.human.added": "User created",

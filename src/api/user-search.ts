@@ -17,8 +17,12 @@ const textMethods: Record<TextQueryMethod, TextMethod> = {
   [TextQueryMethod.ENDS_WITH_IGNORE_CASE]: "endsWithIgnoreCase",
 };
 
-// Latchkey's users are active until deleted, and deleted users are never listed, so a state
-// sorts nothing: the order falls to the id, the tie-breaker of every sort.
+const userStates: Partial<Record<UserStateEnum, "active" | "locked" | "inactive">> = {
+  [UserStateEnum.ACTIVE]: "active",
+  [UserStateEnum.LOCKED]: "locked",
+  [UserStateEnum.INACTIVE]: "inactive",
+};
+
 const sortFields: Record<UserFieldName, UserSortField> = {
   [UserFieldName.UNSPECIFIED]: "id",
   [UserFieldName.USER_NAME]: "username",
@@ -27,7 +31,7 @@ const sortFields: Record<UserFieldName, UserSortField> = {
   [UserFieldName.NICK_NAME]: "nickName",
   [UserFieldName.DISPLAY_NAME]: "displayName",
   [UserFieldName.EMAIL]: "email",
-  [UserFieldName.STATE]: "id",
+  [UserFieldName.STATE]: "state",
   [UserFieldName.TYPE]: "type",
   [UserFieldName.CREATION_DATE]: "createdAt",
 };
@@ -90,8 +94,11 @@ export function userListRequest(req: ListUsersRequest): UserListRequest {
         if (v.value.type === Type.HUMAN) return { kind: "type", type: "human" };
         if (v.value.type === Type.MACHINE) return { kind: "type", type: "machine" };
         return { kind: "always", value: false };
-      case "stateQuery":
-        return { kind: "always", value: v.value.state === UserStateEnum.ACTIVE };
+      case "stateQuery": {
+        const state = userStates[v.value.state];
+        // Deleted users are never listed, and Latchkey has no initial state.
+        return state ? { kind: "state", state } : { kind: "always", value: false };
+      }
       case "andQuery":
         return { kind: "and", filters: v.value.queries.map((inner) => filterOf(inner, level + 1)) };
       case "orQuery":

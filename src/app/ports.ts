@@ -289,6 +289,7 @@ export type UserFilter =
   // Addresses compared without regard to case.
   | { readonly kind: "emails"; readonly emails: readonly string[] }
   | { readonly kind: "type"; readonly type: "human" | "machine" }
+  | { readonly kind: "state"; readonly state: "active" | "locked" | "inactive" }
   | { readonly kind: "always"; readonly value: boolean }
   | { readonly kind: "and" | "or"; readonly filters: readonly UserFilter[] }
   | { readonly kind: "not"; readonly filter: UserFilter };
@@ -302,6 +303,7 @@ export type UserSortField =
   | "nickName"
   | "displayName"
   | "type"
+  | "state"
   | "createdAt";
 
 export interface UserSearch {

@@ -10,6 +10,7 @@ import type { ReadModelChange } from "./ports.ts";
 // sort and index by them (ListUsers); they must always agree with the state.
 export interface UserSearchFields {
   readonly kind: string;
+  readonly state: string;
   readonly email: string;
   readonly phone: string;
   readonly givenName: string;
@@ -21,6 +22,8 @@ export interface UserSearchFields {
 
 export const userSearchFields = (u: UserState): UserSearchFields => ({
   kind: u.kind ?? "",
+  // Snapshots from before user states lack the field: such a user is active.
+  state: u.state ?? "active",
   email: u.email,
   phone: u.phone ?? "",
   givenName: u.profile?.givenName ?? "",

@@ -10,12 +10,23 @@ export type Dialect = "sqlite" | "postgres";
 // What user.put writes besides the state itself, in the order of searchColumnNames.
 export function searchColumns(u: UserState): string[] {
   const f = userSearchFields(u);
-  return [f.kind, f.email, f.phone, f.givenName, f.familyName, f.nickName, f.displayName, f.createdAt];
+  return [
+    f.kind,
+    f.state,
+    f.email,
+    f.phone,
+    f.givenName,
+    f.familyName,
+    f.nickName,
+    f.displayName,
+    f.createdAt,
+  ];
 }
 
 // The columns as a snapshot reads them back, for verify to hold against the state.
 export interface SearchColumnRow {
   kind: string;
+  user_state: string;
   email: string;
   phone: string;
   given_name: string;
@@ -27,6 +38,7 @@ export interface SearchColumnRow {
 
 export const searchFieldsOfRow = (r: SearchColumnRow): UserSearchFields => ({
   kind: r.kind,
+  state: r.user_state,
   email: r.email,
   phone: r.phone,
   givenName: r.given_name,
@@ -37,7 +49,7 @@ export const searchFieldsOfRow = (r: SearchColumnRow): UserSearchFields => ({
 });
 
 export const searchColumnNames =
-  "kind, email, phone, given_name, family_name, nick_name, display_name, created_at";
+  "kind, user_state, email, phone, given_name, family_name, nick_name, display_name, created_at";
 
 const textColumns: Record<UserTextField, string> = {
   username: "username",
@@ -59,6 +71,7 @@ const sortExpressions: Record<UserSortField, string> = {
   nickName: "lower(nick_name)",
   displayName: "lower(display_name)",
   type: "kind",
+  state: "user_state",
   createdAt: "created_at",
 };
 
@@ -112,6 +125,8 @@ function condition(f: UserFilter, p: Params, dialect: Dialect): string {
         : `lower(email) IN (${f.emails.map((e) => `lower(${p.add(e)})`).join(", ")})`;
     case "type":
       return `kind = ${p.add(f.type)}`;
+    case "state":
+      return `user_state = ${p.add(f.state)}`;
     case "always":
       return f.value ? "1 = 1" : "1 = 0";
     case "and":

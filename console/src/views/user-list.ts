@@ -6,6 +6,7 @@ import { users } from "../api.ts";
 import { badge, busy, problemBox } from "../components.ts";
 import type { Context, View } from "../context.ts";
 import { focus, h } from "../dom.ts";
+import { USER_STATE_ACTIVE, userStateNames } from "../format.ts";
 import { explain } from "../problems.ts";
 
 type SearchQuery = MessageInitShape<typeof SearchQuerySchema>;
@@ -63,6 +64,7 @@ function userItem(u: User): HTMLElement {
       { href: `#/users/${encodeURIComponent(u.userId)}`, class: "user-link" },
       h("span", { class: "user-name" }, name),
       h("span", { class: "user-login" }, u.username),
+      u.state === USER_STATE_ACTIVE ? null : badge(false, "", userStateNames[u.state] ?? `state ${u.state}`),
     ),
     h(
       "p",

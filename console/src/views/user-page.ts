@@ -4,7 +4,14 @@ import { type UserEvent, userEvents, users } from "../api.ts";
 import { badge, busy, doneBox, problemBox, timeOf } from "../components.ts";
 import type { Context, View } from "../context.ts";
 import { type Child, focus, h, uniqueId } from "../dom.ts";
-import { authMethodNames, authorName, eventName, OTP_SMS } from "../format.ts";
+import {
+  authMethodNames,
+  authorName,
+  eventName,
+  OTP_SMS,
+  USER_STATE_ACTIVE,
+  userStateNames,
+} from "../format.ts";
 import { explain } from "../problems.ts";
 
 interface Loaded {
@@ -316,6 +323,10 @@ export function userPageView(userId: string, ctx: Context): View {
         "dl",
         { class: "facts" },
         fact("Username", u.username),
+        fact(
+          "State",
+          badge(u.state === USER_STATE_ACTIVE, "Active", userStateNames[u.state] ?? `State ${u.state}`),
+        ),
         human ? fact("Given name", human.profile?.givenName ?? "") : [],
         human ? fact("Family name", human.profile?.familyName ?? "") : [],
         human

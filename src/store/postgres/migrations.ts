@@ -133,12 +133,13 @@ export const postgresMigrations: readonly { version: number; name: string; sql: 
   },
   {
     version: 4,
-    name: "users searchable by email, phone and names",
+    name: "users searchable by email, phone, names and state",
     // ListUsers filters and sorts by these; they are copied out of the state so that SQL can
     // index and compare them, and filled here for the users written before this migration.
     sql: `
       ALTER TABLE users
         ADD COLUMN kind         text NOT NULL DEFAULT '',
+        ADD COLUMN user_state   text NOT NULL DEFAULT 'active',
         ADD COLUMN email        text NOT NULL DEFAULT '',
         ADD COLUMN phone        text NOT NULL DEFAULT '',
         ADD COLUMN given_name   text NOT NULL DEFAULT '',
@@ -148,6 +149,7 @@ export const postgresMigrations: readonly { version: number; name: string; sql: 
         ADD COLUMN created_at   text NOT NULL DEFAULT '';
       UPDATE users SET
         kind         = coalesce(state->>'kind', ''),
+        user_state   = coalesce(state->>'state', 'active'),
         email        = coalesce(state->>'email', ''),
         phone        = coalesce(state->>'phone', ''),
         given_name   = coalesce(state#>>'{profile,givenName}', ''),

@@ -300,10 +300,10 @@ async function applyOutbox(c: pg.ClientBase, req: AppendRequest, changes: readon
 
 const sql = {
   putUser: `INSERT INTO users (instance_id, id, org_id, username, deleted, sequence, state, ${searchColumnNames})
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
     ON CONFLICT (instance_id, id) DO UPDATE SET org_id = excluded.org_id, username = excluded.username,
       deleted = excluded.deleted, sequence = excluded.sequence, state = excluded.state,
-      kind = excluded.kind, email = excluded.email, phone = excluded.phone,
+      kind = excluded.kind, user_state = excluded.user_state, email = excluded.email, phone = excluded.phone,
       given_name = excluded.given_name, family_name = excluded.family_name,
       nick_name = excluded.nick_name, display_name = excluded.display_name,
       created_at = excluded.created_at`,

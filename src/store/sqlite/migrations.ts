@@ -128,11 +128,12 @@ export const sqliteMigrations: readonly { version: number; name: string; sql: st
   },
   {
     version: 4,
-    name: "users searchable by email, phone and names",
+    name: "users searchable by email, phone, names and state",
     // ListUsers filters and sorts by these; they are copied out of the state so that SQL can
     // index and compare them, and filled here for the users written before this migration.
     sql: `
       ALTER TABLE users ADD COLUMN kind         TEXT NOT NULL DEFAULT '';
+      ALTER TABLE users ADD COLUMN user_state   TEXT NOT NULL DEFAULT 'active';
       ALTER TABLE users ADD COLUMN email        TEXT NOT NULL DEFAULT '';
       ALTER TABLE users ADD COLUMN phone        TEXT NOT NULL DEFAULT '';
       ALTER TABLE users ADD COLUMN given_name   TEXT NOT NULL DEFAULT '';
@@ -142,6 +143,7 @@ export const sqliteMigrations: readonly { version: number; name: string; sql: st
       ALTER TABLE users ADD COLUMN created_at   TEXT NOT NULL DEFAULT '';
       UPDATE users SET
         kind         = coalesce(json_extract(state, '$.kind'), ''),
+        user_state   = coalesce(json_extract(state, '$.state'), 'active'),
         email        = coalesce(json_extract(state, '$.email'), ''),
         phone        = coalesce(json_extract(state, '$.phone'), ''),
         given_name   = coalesce(json_extract(state, '$.profile.givenName'), ''),

@@ -267,10 +267,10 @@ export function openSqliteStore(path: string, options: { migrate?: boolean } = {
     ),
     putUser: db.prepare(
       `INSERT INTO users (instance_id, id, org_id, username, deleted, sequence, state, ${searchColumnNames})
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (instance_id, id) DO UPDATE SET org_id = excluded.org_id, username = excluded.username,
          deleted = excluded.deleted, sequence = excluded.sequence, state = excluded.state,
-         kind = excluded.kind, email = excluded.email, phone = excluded.phone,
+         kind = excluded.kind, user_state = excluded.user_state, email = excluded.email, phone = excluded.phone,
          given_name = excluded.given_name, family_name = excluded.family_name,
          nick_name = excluded.nick_name, display_name = excluded.display_name,
          created_at = excluded.created_at`,
