@@ -10,6 +10,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { UserService } from "@zitadel/proto/zitadel/user/v2/user_service_pb.js";
 import Database from "better-sqlite3";
 import pg from "pg";
+import { loadConfig } from "../src/config.ts";
 import { listen } from "../src/server/listener.ts";
 import {
   answer,
@@ -104,7 +105,12 @@ async function serveRpc(): Promise<number> {
       });
     },
   });
-  const listener = await listen(handler, 0, "127.0.0.1");
+  const listener = await listen(handler, {
+    port: 0,
+    host: "127.0.0.1",
+    ...loadConfig({}).limits,
+    onHandlerError: (err) => console.error(err),
+  });
   return listener.port;
 }
 

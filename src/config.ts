@@ -42,6 +42,7 @@ export interface Config {
   readonly lockout: LockoutPolicy;
   readonly argon2: Argon2Config;
   readonly endSessionsOnFactorRemoval: boolean;
+  readonly limits: Limits;
 }
 
 // argon2id cost: memory in KiB, passes, lanes. The defaults are OWASP's first recommendation.
@@ -49,6 +50,20 @@ export interface Argon2Config {
   readonly memoryKib: number;
   readonly iterations: number;
   readonly parallelism: number;
+}
+
+// What one client may ask of the server: sizes, times and rates.
+export interface Limits {
+  readonly maxBodyBytes: number;
+  readonly maxHeaderBytes: number;
+  readonly headersTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly maxConnections: number;
+  readonly maxStreamsPerConnection: number;
+  // Per authenticated caller; 0 turns the write limit off.
+  readonly writesPerMinute: number;
+  readonly writeBurst: number;
+  readonly shutdownGraceMs: number;
 }
 
 export type SmsProviderConfig =
@@ -388,6 +403,61 @@ export const settings = {
     meaning: "Wrong OTP codes before a user is locked (`0`: never), unless an organization sets its own",
     check: wholeNumber(0, 1000),
   },
+  LATCHKEY_MAX_BODY_BYTES: {
+    key: "limits.maxBodyBytes",
+    default: "1048576",
+    meaning: "Largest request body on any protocol; beyond it REST answers 413, RPC ResourceExhausted",
+    check: wholeNumber(1024, 64 * 1024 * 1024),
+  },
+  LATCHKEY_MAX_HEADER_BYTES: {
+    key: "limits.maxHeaderBytes",
+    default: "16384",
+    meaning: "Largest request headers (HTTP/1.1 and HTTP/2); beyond it the answer is 431",
+    check: wholeNumber(1024, 1024 * 1024),
+  },
+  LATCHKEY_HEADERS_TIMEOUT_MS: {
+    key: "limits.headersTimeoutMs",
+    default: "10000",
+    meaning: "Time a client has to send its request headers, or to say anything on a new connection",
+    check: wholeNumber(100, 600000),
+  },
+  LATCHKEY_REQUEST_TIMEOUT_MS: {
+    key: "limits.requestTimeoutMs",
+    default: "30000",
+    meaning: "Time a client has to send its whole request (answer 408 / stream cancelled)",
+    check: wholeNumber(100, 3600000),
+  },
+  LATCHKEY_MAX_CONNECTIONS: {
+    key: "limits.maxConnections",
+    default: "1000",
+    meaning: "Open connections this node accepts; further ones are closed at once",
+    check: wholeNumber(1, 1000000),
+  },
+  LATCHKEY_MAX_STREAMS_PER_CONNECTION: {
+    key: "limits.maxStreamsPerConnection",
+    default: "100",
+    meaning: "Concurrent HTTP/2 streams (gRPC calls) on one connection",
+    check: wholeNumber(1, 10000),
+  },
+  LATCHKEY_WRITES_PER_MINUTE: {
+    key: "limits.writesPerMinute",
+    default: "6000",
+    meaning:
+      "Writes one caller may make per minute after its burst (`0`: no limit); beyond it 429 / ResourceExhausted with a retry delay",
+    check: wholeNumber(0, 10000000),
+  },
+  LATCHKEY_WRITE_BURST: {
+    key: "limits.writeBurst",
+    default: "300",
+    meaning: "Writes one caller may make at once before the per-minute rate applies",
+    check: wholeNumber(1, 10000000),
+  },
+  LATCHKEY_SHUTDOWN_GRACE_MS: {
+    key: "limits.shutdownGraceMs",
+    default: "10000",
+    meaning: "On SIGTERM, how long requests in flight may take to finish; new ones are refused at once",
+    check: wholeNumber(0, 600000),
+  },
 } as const satisfies Record<string, Setting>;
 
 export type SettingName = keyof typeof settings;
@@ -503,6 +573,8 @@ function crossProblems(raw: Record<SettingName, string>, production: boolean): [
       "LATCHKEY_SMS_OUTBOX_KEY",
       "required when NODE_ENV=production (32 bytes as 64 hex digits or base64)",
     ]);
+  if (Number(raw.LATCHKEY_HEADERS_TIMEOUT_MS) > Number(raw.LATCHKEY_REQUEST_TIMEOUT_MS))
+    problems.push(["LATCHKEY_HEADERS_TIMEOUT_MS", "must not be longer than LATCHKEY_REQUEST_TIMEOUT_MS"]);
   return problems;
 }
 
@@ -592,6 +664,17 @@ export function loadConfig(env: Env, file?: ConfigFile): Config {
       parallelism: Number(raw.LATCHKEY_ARGON2_PARALLELISM),
     },
     endSessionsOnFactorRemoval: raw.LATCHKEY_END_SESSIONS_ON_FACTOR_REMOVAL === "true",
+    limits: {
+      maxBodyBytes: Number(raw.LATCHKEY_MAX_BODY_BYTES),
+      maxHeaderBytes: Number(raw.LATCHKEY_MAX_HEADER_BYTES),
+      headersTimeoutMs: Number(raw.LATCHKEY_HEADERS_TIMEOUT_MS),
+      requestTimeoutMs: Number(raw.LATCHKEY_REQUEST_TIMEOUT_MS),
+      maxConnections: Number(raw.LATCHKEY_MAX_CONNECTIONS),
+      maxStreamsPerConnection: Number(raw.LATCHKEY_MAX_STREAMS_PER_CONNECTION),
+      writesPerMinute: Number(raw.LATCHKEY_WRITES_PER_MINUTE),
+      writeBurst: Number(raw.LATCHKEY_WRITE_BURST),
+      shutdownGraceMs: Number(raw.LATCHKEY_SHUTDOWN_GRACE_MS),
+    },
   };
 }
 

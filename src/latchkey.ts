@@ -104,6 +104,7 @@ export async function startLatchkey(
       log,
       metrics,
       consoleDir,
+      limits: config.limits,
     });
     const outbox = startOutboxWorker(
       {

@@ -56,6 +56,15 @@ export function connectErrorOf(
   ]);
 }
 
+// A refusal HTTP has a status of its own for (413 body too large, 415 media type): REST
+// answers that status, RPC clients see the code. (Carried in metadata, not a subclass:
+// ConnectError's instanceof accepts any ConnectError.)
+const httpStatusKey = "x-latchkey-http-status";
+
+export function httpRefusal(message: string, code: Code, httpStatus: number): ConnectError {
+  return new ConnectError(message, code, { [httpStatusKey]: String(httpStatus) });
+}
+
 export interface ErrorReporter {
   // Logs an unexpected failure and returns the id under which it was logged.
   unexpected(err: unknown): string;
@@ -93,8 +102,9 @@ export function restErrorBody(err: ConnectError): {
     const seconds = (retry as { retryDelay?: { seconds: bigint } }).retryDelay?.seconds;
     if (seconds !== undefined) headers["retry-after"] = String(seconds);
   }
+  const own = Number(err.metadata.get(httpStatusKey));
   return {
-    status: httpStatusOf(err.code),
+    status: own >= 400 && own < 600 ? own : httpStatusOf(err.code),
     body: { code: err.code, message: err.rawMessage, details },
     headers,
   };

@@ -16,12 +16,12 @@ import {
 import { Code, ConnectError, createContextValues, createHandlerContext } from "@connectrpc/connect";
 import { http as httpRule } from "@zitadel/proto/google/api/annotations_pb.js";
 import type { HttpRule } from "@zitadel/proto/google/api/http_pb.js";
-import type { App } from "../app/app.ts";
 import { principalKey } from "./context.ts";
-import { type ErrorReporter, restErrorBody, toConnectError } from "./errors.ts";
-import { requireMethodPermission } from "./guard.ts";
+import { type ErrorReporter, httpRefusal, restErrorBody, toConnectError } from "./errors.ts";
+import { admit, type Gate } from "./guard.ts";
 import { requestIdKey } from "./observe.ts";
 import { methodOptions, type ServedService, type UnaryHandler } from "./services.ts";
+import { refuseUnstorableText } from "./text.ts";
 
 type Segment = { readonly literal: string } | { readonly field: string };
 
@@ -41,8 +41,6 @@ export interface RestMatch {
 
 type Request = IncomingMessage | Http2ServerRequest;
 type Response = ServerResponse | Http2ServerResponse;
-
-export const maxBodyBytes = 1024 * 1024;
 
 // "/v2/users/{user_id}/otp_sms" -> [v2, users, {user_id}, otp_sms]. Variables with a
 // sub-pattern ({name=...}) bind one segment, which is all ZITADEL's v2 paths use.
@@ -90,10 +88,10 @@ export function restRoutes(served: readonly ServedService[]) {
 
   return {
     routes,
-    // null: no REST path; "method": the path exists for another verb.
-    match(verb: string, pathname: string): RestMatch | "method" | null {
+    // null: no REST path; { allowed }: the path exists for other verbs.
+    match(verb: string, pathname: string): RestMatch | { allowed: string[] } | null {
       const parts = pathname.split("/").filter((s) => s !== "");
-      let pathExists = false;
+      const allowed = new Set<string>();
       for (const route of routes) {
         if (route.segments.length !== parts.length) continue;
         const params = new Map<string, string>();
@@ -109,9 +107,9 @@ export function restRoutes(served: readonly ServedService[]) {
         });
         if (!ok) continue;
         if (route.verb === verb) return { route, params };
-        pathExists = true;
+        allowed.add(route.verb);
       }
-      return pathExists ? "method" : null;
+      return allowed.size > 0 ? { allowed: [...allowed] } : null;
     },
   };
 }
@@ -152,13 +150,16 @@ function assign(target: JsonObject, desc: DescMessage, path: string, raw: string
   }
 }
 
-async function readBody(req: Request): Promise<string> {
+const tooLarge = (max: number) =>
+  httpRefusal(`request body exceeds ${max} bytes`, Code.ResourceExhausted, 413);
+
+async function readBody(req: Request, max: number): Promise<string> {
+  if (Number(req.headers["content-length"] ?? 0) > max) throw tooLarge(max);
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > maxBodyBytes)
-      throw new ConnectError(`request body exceeds ${maxBodyBytes} bytes`, Code.ResourceExhausted);
+    if (size > max) throw tooLarge(max);
     chunks.push(chunk);
   }
   const buf = Buffer.concat(chunks);
@@ -169,14 +170,23 @@ async function readBody(req: Request): Promise<string> {
   }
 }
 
-async function requestMessage(m: RestMatch, req: Request, url: URL) {
+// JSON, and what curl -d sends by default: grpc-gateway, which ZITADEL's REST API runs on,
+// reads any body as JSON, so `curl -d '{...}'` without a content type works there and here.
+const jsonTypes = /^(application\/(json|[\w.+-]*\+json|x-www-form-urlencoded))?\s*(;.*)?$/i;
+
+async function requestMessage(m: RestMatch, req: Request, url: URL, maxBodyBytes: number) {
   const input = m.route.method.input;
-  const text = await readBody(req);
+  const type = String(req.headers["content-type"] ?? "");
+  if (!jsonTypes.test(type))
+    throw httpRefusal(
+      `content type ${type} is not supported; send application/json`,
+      Code.InvalidArgument,
+      415,
+    );
+  const text = await readBody(req, maxBodyBytes);
   let json: JsonObject = {};
   if (text.trim() !== "") {
     if (m.route.body === "") throw badRequest("this method takes no request body");
-    // Whatever the content type says, the body is read as JSON, as ZITADEL's gateway does
-    // (its wildcard marshaler): `curl -d '{...}'` sends form-urlencoded and must still work.
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
@@ -189,11 +199,14 @@ async function requestMessage(m: RestMatch, req: Request, url: URL) {
   }
   if (m.route.body !== "*") for (const [k, v] of url.searchParams) assign(json, input, k, v);
   for (const [k, v] of m.params) assign(json, input, k, v);
+  let message: ReturnType<typeof fromJson>;
   try {
-    return fromJson(input, json);
+    message = fromJson(input, json);
   } catch (err) {
     throw badRequest(err instanceof Error ? err.message : "request does not match the method's message");
   }
+  refuseUnstorableText(input, message);
+  return message;
 }
 
 function headersOf(req: Request): Headers {
@@ -225,8 +238,17 @@ export function restNotFound(res: Response): void {
   sendJson(res, 404, { code: Code.NotFound, message: "Not Found", details: [] });
 }
 
-export function restMethodNotAllowed(res: Response): void {
-  sendJson(res, 405, { code: Code.Unimplemented, message: "Method Not Allowed", details: [] });
+export function restMethodNotAllowed(res: Response, allowed: readonly string[]): void {
+  sendJson(
+    res,
+    405,
+    {
+      code: Code.Unimplemented,
+      message: `Method Not Allowed; this path takes ${allowed.join(", ")}`,
+      details: [],
+    },
+    { allow: allowed.join(", ") },
+  );
 }
 
 export interface RestOutcome {
@@ -237,24 +259,25 @@ export interface RestOutcome {
 
 // One REST call: authenticate, read the message, run the same handler gRPC runs, answer JSON.
 export async function serveRest(
-  app: App,
+  gate: Gate,
   reporter: ErrorReporter,
   m: RestMatch,
   req: Request,
   res: Response,
   url: URL,
   requestId: string,
+  maxBodyBytes: number,
 ): Promise<RestOutcome> {
   const { route } = m;
   let callerId: string | null = null;
   try {
     const values = createContextValues();
-    const principal = await app.authenticate(req.headers.authorization);
+    const principal = await gate.app.authenticate(req.headers.authorization);
     callerId = principal.userId;
-    requireMethodPermission(principal, route.method);
+    admit(gate, principal, route.method);
     values.set(principalKey, principal);
     values.set(requestIdKey, requestId);
-    const input = await requestMessage(m, req, url);
+    const input = await requestMessage(m, req, url, maxBodyBytes);
     const ctx = createHandlerContext({
       service: route.service,
       method: route.method,
@@ -272,6 +295,9 @@ export async function serveRest(
   } catch (err) {
     const connectError = toConnectError(err, reporter);
     const { status, body, headers } = restErrorBody(connectError);
+    // A body left unread (too large, or never needed) is not read to its end: the connection goes.
+    const hasBody = Number(req.headers["content-length"] ?? 0) > 0 || req.headers["transfer-encoding"];
+    if (hasBody && !req.readableEnded && "shouldKeepAlive" in res) res.shouldKeepAlive = false;
     sendJson(res, status, body, headers);
     return { status, code: connectError.code, callerId };
   }

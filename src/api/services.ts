@@ -1,5 +1,6 @@
 import { type DescMethod, type DescService, getOption, hasOption } from "@bufbuild/protobuf";
 import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
+import { http as httpRule } from "@zitadel/proto/google/api/annotations_pb.js";
 import { InternalPermissionService } from "@zitadel/proto/zitadel/internal_permission/v2beta/internal_permission_service_pb.js";
 import { ManagementService } from "@zitadel/proto/zitadel/management_pb.js";
 import { OrganizationService } from "@zitadel/proto/zitadel/org/v2/org_service_pb.js";
@@ -70,17 +71,26 @@ export function servedServices(app: App): ServedService[] {
   ];
 }
 
-// What ZITADEL's own option on a method says: the permission its gateway checks
-// ("authenticated" = any valid caller) and the HTTP status of success.
-const optionCache = new WeakMap<DescMethod, { permission: string; successCode: number }>();
+export interface MethodOptions {
+  // ZITADEL's own option: the permission its gateway checks ("authenticated" = any valid
+  // caller) and the HTTP status of success.
+  readonly permission: string;
+  readonly successCode: number;
+  // Changes something: a GET in the REST mapping, or a Get/List by name, does not.
+  readonly write: boolean;
+}
 
-export function methodOptions(method: DescMethod): { permission: string; successCode: number } {
+const optionCache = new WeakMap<DescMethod, MethodOptions>();
+
+export function methodOptions(method: DescMethod): MethodOptions {
   let cached = optionCache.get(method);
   if (!cached) {
     const o = hasOption(method, zitadelOptions) ? getOption(method, zitadelOptions) : undefined;
+    const verb = hasOption(method, httpRule) ? getOption(method, httpRule).pattern.case : undefined;
     cached = {
       permission: o?.authOption?.permission || "authenticated",
       successCode: o?.httpResponse?.successCode || 200,
+      write: verb !== "get" && !/^(Get|List)/.test(method.name),
     };
     optionCache.set(method, cached);
   }

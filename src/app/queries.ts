@@ -2,7 +2,7 @@ import { invalid } from "../domain/errors.ts";
 import { type Principal, scopeOf } from "../domain/permissions.ts";
 import { requireUserId } from "../domain/user/decide.ts";
 import type { UserState } from "../domain/user/state.ts";
-import { authorizeOnUser, requireAnywhere } from "./authorize.ts";
+import { authorizeOnUser, type Rule, requireAnywhere } from "./authorize.ts";
 import type { AppDeps } from "./deps.ts";
 import type { UserFilter, UserPage, UserSortField } from "./ports.ts";
 import type { UserCommands } from "./users.ts";
@@ -31,11 +31,14 @@ export interface UserEventEntry {
   readonly creator: { readonly userId: string; readonly username: string | null };
 }
 
+// Reading a user: user.read on its organization, or being that user.
+export const readRule = { permission: "user.read", self: true } as const satisfies Rule;
+
 export function userQueries(deps: AppDeps, instanceId: string, users: UserCommands) {
   const readable = async (principal: Principal, userId: string): Promise<UserState> => {
     requireUserId(userId, "COMMAND-QSF2s");
     const user = await users.load(userId);
-    authorizeOnUser(principal, { permission: "user.read", self: true }, user);
+    authorizeOnUser(principal, readRule, user);
     return user;
   };
 
@@ -56,8 +59,8 @@ export function userQueries(deps: AppDeps, instanceId: string, users: UserComman
     async listUsers(principal: Principal, r: UserListRequest): Promise<UserPage> {
       if (r.limit > listLimits.max)
         throw invalid("QUERY-4M0fs", `Limit ${r.limit} exceeds the maximum of ${listLimits.max}`);
-      requireAnywhere(principal, "user.read");
-      const scope = scopeOf(principal, "user.read");
+      requireAnywhere(principal, readRule.permission);
+      const scope = scopeOf(principal, readRule.permission);
       return deps.store.searchUsers(instanceId, {
         filter: r.filter,
         sort: r.sort,

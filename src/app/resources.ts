@@ -1,6 +1,7 @@
-import { invalid, notFound } from "../domain/errors.ts";
+import { notFound } from "../domain/errors.ts";
 import type { AggregateRef, NewEvent, RecordedEvent } from "../domain/events.ts";
-import type { Principal } from "../domain/permissions.ts";
+import { requireId } from "../domain/input.ts";
+import type { Permission, Principal } from "../domain/permissions.ts";
 import * as decideResource from "../domain/resource/decide.ts";
 import {
   emptyResource,
@@ -32,6 +33,13 @@ export interface NewOrganization {
   )[];
 }
 
+// The permission each command needs, on the instance or on the organization it names.
+export const resourceRules = {
+  addOrganization: "org.create",
+  instanceAdmins: "iam.member.write",
+  orgAdmins: "org.member.write",
+} as const satisfies Record<string, Permission>;
+
 export function resourceCommands(deps: AppDeps, instanceId: string, users: UserCommands) {
   const refOf = (kind: ResourceKind, id: string): AggregateRef => ({ type: kind, id });
 
@@ -57,14 +65,14 @@ export function resourceCommands(deps: AppDeps, instanceId: string, users: UserC
 
   async function scopeResource(principal: Principal, scope: AdminScope): Promise<ResourceState> {
     if (scope.kind === "instance") {
-      authorizeOnInstance(principal, "iam.member.write");
+      authorizeOnInstance(principal, resourceRules.instanceAdmins);
       return load("instance", instanceId);
     }
-    if (scope.orgId === "") throw invalid("LK-ORG-MISSING", "Organization ID is required");
-    requireAnywhere(principal, "org.member.write");
+    requireId(scope.orgId, "LK-ORG-MISSING", "Organization ID");
+    requireAnywhere(principal, resourceRules.orgAdmins);
     const org = await load("org", scope.orgId);
     if (org.sequence === 0) throw notFound("ORG-EA2fc", `Organization ${scope.orgId} could not be found`);
-    authorizeOnOrg(principal, "org.member.write", scope.orgId);
+    authorizeOnOrg(principal, resourceRules.orgAdmins, scope.orgId);
     return org;
   }
 
@@ -72,8 +80,8 @@ export function resourceCommands(deps: AppDeps, instanceId: string, users: UserC
     load,
 
     async addOrganization(principal: Principal, r: NewOrganization) {
-      authorizeOnInstance(principal, "org.create");
-      if (r.orgId) decideUser.requireUserId(r.orgId, "ORG-4m9fs");
+      authorizeOnInstance(principal, resourceRules.addOrganization);
+      if (r.orgId) requireId(r.orgId, "ORG-4m9fs", "Organization ID");
       const orgId = r.orgId || newId();
       const humans = r.admins.map((a) => ("human" in a ? { id: a.human.userId || newId(), ...a } : null));
       // A new organization has no policies of its own yet: the instance's apply.
@@ -125,7 +133,7 @@ export function resourceCommands(deps: AppDeps, instanceId: string, users: UserC
                 ),
               );
           } else {
-            userId = "userId" in admin ? admin.userId : "";
+            userId = requireId("userId" in admin ? admin.userId : "", "COMMAND-QSF2s");
             phones.push(null);
             if (!userExists(await users.load(userId)))
               throw notFound("COMMAND-4g3xq", `User ${userId} could not be found`);

@@ -1,5 +1,6 @@
 import { DomainError, invalid, notFound, precondition } from "../domain/errors.ts";
 import type { AggregateRef, Decision } from "../domain/events.ts";
+import { requireId, text, rules as textRules } from "../domain/input.ts";
 import type { Principal } from "../domain/permissions.ts";
 import { maxPasswordLength } from "../domain/policy.ts";
 import { terminateSession } from "../domain/session/decide.ts";
@@ -60,7 +61,10 @@ const notificationCreator = "NOTIFICATION";
 // A decision with the SMS it calls for (beyond the removal notices every change gets).
 type WithSms = Decision & { readonly sms?: readonly OutboxChange[] };
 
-const rules = {
+// Who may run each command, checked against the user's organization; the authorization matrix
+// test (test/authz-matrix.test.ts) derives its expectations from this table.
+export const userRules = {
+  create: { permission: "user.write", self: false },
   addOtpSms: { permission: "user.credential.write", self: true },
   removeOtpSms: { permission: "user.write", self: true },
   phone: { permission: "user.write", self: true },
@@ -70,6 +74,7 @@ const rules = {
   adminPassword: { permission: "user.write", self: false },
   ownPassword: { permission: "user.write", self: true },
 } as const satisfies Record<string, Rule>;
+const rules = userRules;
 
 export type UserCommands = ReturnType<typeof userCommands>;
 
@@ -164,11 +169,11 @@ export function userCommands(deps: AppDeps, instanceId: string) {
   }
 
   async function resolveOrg(principal: Principal, orgId: string | undefined): Promise<string> {
-    const id = orgId || principal.orgId;
-    requireAnywhere(principal, "user.write");
+    const id = requireId(orgId || principal.orgId, "LK-ORG-MISSING", "Organization ID");
+    requireAnywhere(principal, rules.create.permission);
     if (!(await deps.store.getOrg(instanceId, id)))
       throw notFound("ORG-EA2fc", `Organization ${id} could not be found`);
-    authorizeOnOrg(principal, "user.write", id);
+    authorizeOnOrg(principal, rules.create.permission, id);
     return id;
   }
 
@@ -281,7 +286,7 @@ export function userCommands(deps: AppDeps, instanceId: string) {
 
     verifyPhone(principal: Principal, userId: string, code: string) {
       decide.requireUserId(userId, "COMMAND-xP292j");
-      if (code.trim() === "") throw invalid("COMMAND-eis9R", "Verification code is missing");
+      text(code, textRules.verificationCode);
       return change(principal, userId, rules.phone, (s, now) =>
         decide.verifyPhone(s, { matches: (hash) => codeMatches(code, hash), now }),
       );
@@ -350,7 +355,7 @@ export function userCommands(deps: AppDeps, instanceId: string) {
 
     async removePersonalAccessToken(principal: Principal, userId: string, tokenId: string) {
       decide.requireUserId(userId, "COMMAND-QSF2s");
-      if (tokenId.trim() === "") throw invalid("COMMAND-SAfd2", "Token ID is missing");
+      requireId(tokenId, "COMMAND-SAfd2", "Token ID");
       const d = await change(principal, userId, rules.tokens, (s) =>
         decide.removePersonalAccessToken(s, tokenId),
       );

@@ -1,11 +1,12 @@
 import { type CountryCode, parsePhoneNumberFromString } from "libphonenumber-js/max";
 import { invalid } from "./errors.ts";
+import { rules, text } from "./input.ts";
 
 // Normalises a phone number to E.164, reading national formats in `defaultRegion`. Numbers
 // that only cost money to text (premium rate) or that no operator holds (a possible number in
 // an unassigned range) are refused: they are what SMS pumping sends codes to.
 export function normalizePhone(input: string, defaultRegion: string): string {
-  const raw = input.trim();
+  const raw = text(input, rules.phone);
   if (raw === "") throw invalid("PHONE-Zt0NV", "Phone number is empty");
   const parsed = parsePhoneNumberFromString(raw, defaultRegion as CountryCode);
   if (!parsed?.isPossible()) throw invalid("PHONE-so0wa", "Phone number is invalid");

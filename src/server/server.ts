@@ -2,9 +2,8 @@ import { randomUUID } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import type { Http2ServerRequest } from "node:http2";
 import { Code, createContextValues } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { ErrorReporter } from "../api/errors.ts";
-import { guardInterceptor } from "../api/guard.ts";
+import { type Gate, guardInterceptor } from "../api/guard.ts";
 import {
   codeName,
   elapsedMs,
@@ -13,11 +12,14 @@ import {
   type RequestRecord,
   requestIdKey,
 } from "../api/observe.ts";
+import { writeLimiter } from "../api/rate-limit.ts";
 import { restMethodNotAllowed, restNotFound, restRoutes, serveRest } from "../api/rest.ts";
+import { rpcHandler } from "../api/rpc.ts";
 import { servedServices } from "../api/services.ts";
 import { serveUserEvents, userEventsPath } from "../api/user-events.ts";
 import type { App } from "../app/app.ts";
 import type { Logger } from "../app/deps.ts";
+import type { Limits } from "../config.ts";
 import type { Metrics } from "../metrics/prometheus.ts";
 import { type Console, consolePath, loadConsole } from "./console.ts";
 import { type Listener, listen, type RequestHandler } from "./listener.ts";
@@ -30,6 +32,16 @@ export interface ServerOptions {
   readonly metrics: Metrics | null;
   // Where `npm run build` put the console.
   readonly consoleDir: string;
+  readonly limits: Limits;
+}
+
+// The path of a request line, or null for one no URL parser accepts ("//", "http://[").
+function urlOf(raw: string | undefined): URL | null {
+  try {
+    return new URL(raw ?? "/", "http://latchkey");
+  } catch {
+    return null;
+  }
 }
 
 // A caller's own request id is kept when it is a plain token, so that its logs and ours join up.
@@ -61,26 +73,33 @@ function reporterFor(log: Logger): ErrorReporter {
 
 // Health first, then the console's files, then its one endpoint and the REST paths from the
 // annotations, then gRPC / gRPC-web / Connect.
-export function requestHandler(app: App, log: Logger, metrics: Metrics | null, web: Console): RequestHandler {
+export function requestHandler(
+  app: App,
+  log: Logger,
+  metrics: Metrics | null,
+  web: Console,
+  limits: Limits,
+): RequestHandler {
   const reporter = reporterFor(log);
   const observe = observerFor(log, metrics);
   const served = servedServices(app);
   const rest = restRoutes(served);
   const requestIds = new WeakMap<object, string>();
-  const connect = connectNodeAdapter({
-    routes: (router) => {
-      for (const s of served) s.register(router);
-    },
+  const gate: Gate = { app, writes: writeLimiter(limits.writesPerMinute, limits.writeBurst) };
+  const rpc = rpcHandler(served, {
+    interceptors: [observingInterceptor(observe), guardInterceptor(gate, reporter)],
     contextValues: (req) => createContextValues().set(requestIdKey, requestIds.get(req) ?? randomUUID()),
-    interceptors: [observingInterceptor(observe), guardInterceptor(app, reporter)],
+    maxBodyBytes: limits.maxBodyBytes,
+    onError: (err) => reporter.unexpected(err),
   });
 
   return (req, res) => {
-    const url = new URL(req.url ?? "/", "http://latchkey");
     const json = (status: number, body: unknown) => {
       res.writeHead(status, { "content-type": "application/json" });
       res.end(JSON.stringify(body));
     };
+    const url = urlOf(req.url);
+    if (!url) return json(404, { code: 5, message: "Not Found", details: [] });
     if (url.pathname === "/debug/healthz") return json(200, { status: "ok" });
     if (url.pathname === "/debug/ready") {
       app.deps.store.ping().then(
@@ -130,8 +149,7 @@ export function requestHandler(app: App, log: Logger, metrics: Metrics | null, w
     const m = rest.match(req.method ?? "GET", url.pathname);
     if (m === null && !/^\/(v2(beta)?|ui\/api)\//.test(url.pathname)) {
       requestIds.set(req, requestId);
-      connect(req, res);
-      return;
+      if (rpc(req, res)) return;
     }
     const unmatched = (status: number, code: Code) =>
       observe({
@@ -143,15 +161,15 @@ export function requestHandler(app: App, log: Logger, metrics: Metrics | null, w
         latencyMs: elapsedMs(started),
         callerId: null,
       });
-    if (m === "method") {
-      restMethodNotAllowed(res);
+    if (m !== null && "allowed" in m) {
+      restMethodNotAllowed(res, m.allowed);
       return unmatched(405, Code.Unimplemented);
     }
     if (m === null) {
       restNotFound(res);
       return unmatched(404, Code.NotFound);
     }
-    serveRest(app, reporter, m, req, res, url, requestId).then(
+    serveRest(gate, reporter, m, req, res, url, requestId, limits.maxBodyBytes).then(
       (outcome) =>
         observe({
           requestId,
@@ -162,7 +180,11 @@ export function requestHandler(app: App, log: Logger, metrics: Metrics | null, w
           latencyMs: elapsedMs(started),
           callerId: outcome.callerId,
         }),
-      (err) => reporter.unexpected(err),
+      (err) => {
+        reporter.unexpected(err);
+        if (!res.headersSent) json(500, { code: 13, message: "Internal error", details: [] });
+        else res.end();
+      },
     );
   };
 }
@@ -173,5 +195,11 @@ export function startServer(app: App, options: ServerOptions): Promise<Listener>
     options.log.warn("the console is not built: /ui/console/ answers 503 until `npm run build`", {
       dir: options.consoleDir,
     });
-  return listen(requestHandler(app, options.log, options.metrics, web), options.port, options.host);
+  const reporter = reporterFor(options.log);
+  return listen(requestHandler(app, options.log, options.metrics, web, options.limits), {
+    port: options.port,
+    host: options.host,
+    ...options.limits,
+    onHandlerError: (err) => reporter.unexpected(err),
+  });
 }

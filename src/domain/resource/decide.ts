@@ -1,13 +1,12 @@
 import { alreadyExists, invalid, notFound } from "../errors.ts";
 import { type Decision, emit } from "../events.ts";
+import { rules, text } from "../input.ts";
 import { instanceRoles, orgRoles } from "../permissions.ts";
 import { type ResourceKind, type ResourceState, resourceEvent } from "./state.ts";
 
 export function addResource(s: ResourceState, name: string): Decision {
   if (s.sequence > 0) throw alreadyExists("LK-RES-EXISTS", `The ${s.kind} already exists`);
-  if (name.trim() === "") throw invalid("ORG-mruNY", "Name is required");
-  if (name.length > 200) throw invalid("LK-NAME200", "Name must be at most 200 characters");
-  return emit({ type: resourceEvent(s.kind).added, payload: { name: name.trim() } });
+  return emit({ type: resourceEvent(s.kind).added, payload: { name: text(name, rules.orgName) } });
 }
 
 const allowedRoles = (kind: ResourceKind) => (kind === "instance" ? instanceRoles : orgRoles);
@@ -15,8 +14,12 @@ const allowedRoles = (kind: ResourceKind) => (kind === "instance" ? instanceRole
 export function addMember(s: ResourceState, userId: string, roles: readonly string[]): Decision {
   if (s.sequence === 0) throw notFound("LK-RES-MISSING", `The ${s.kind} could not be found`);
   if (roles.length === 0) throw invalid("MEMBER-4m9ds", "At least one role is required");
-  const unknown = roles.filter((r) => !allowedRoles(s.kind).includes(r));
-  if (unknown.length > 0) throw invalid("MEMBER-3m9ds", `Unknown roles for ${s.kind}: ${unknown.join(", ")}`);
+  const unknown = roles.filter((r) => !allowedRoles(s.kind).includes(text(r, rules.role)));
+  if (unknown.length > 0)
+    throw invalid(
+      "MEMBER-3m9ds",
+      `Unknown roles for ${s.kind}: ${unknown.slice(0, 5).join(", ")}${unknown.length > 5 ? ", ..." : ""}`,
+    );
   if (s.members[userId]) throw alreadyExists("MEMBER-ps2aS", "The user is already an administrator here");
   return emit({ type: resourceEvent(s.kind).memberAdded, payload: { userId, roles: [...new Set(roles)] } });
 }

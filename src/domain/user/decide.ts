@@ -1,5 +1,6 @@
 import { alreadyExists, invalid, notFound, precondition } from "../errors.ts";
 import { type Decision, emit, type NewEvent } from "../events.ts";
+import { date, email, requireId, rules, text } from "../input.ts";
 import { reachesLimit } from "../policy.ts";
 import {
   type PasswordChanged,
@@ -23,8 +24,7 @@ export type PhoneInput =
   | { readonly phone: string; readonly verified: false; readonly code: IssuedCode };
 
 export function requireUserId(userId: string, errorId: string): void {
-  if (userId.trim() === "") throw invalid(errorId, "User ID is missing");
-  if (userId.length > 200) throw invalid("LK-ID200", "User ID must be at most 200 characters");
+  requireId(userId, errorId);
 }
 
 export function assertUserExists(s: UserState): void {
@@ -69,12 +69,23 @@ export interface NewHuman {
 
 export function addHuman(s: UserState, h: NewHuman): Decision {
   if (s.sequence > 0) throw alreadyExists("COMMAND-k2unb", "User already exists");
-  if (h.profile.givenName.trim() === "" || h.profile.familyName.trim() === "")
-    throw invalid("USER-UCej2", "Given name and family name are required");
-  if (h.email.trim() === "") throw invalid("EMAIL-spblu", "Email is required");
+  const p = h.profile;
+  const profile: Profile = {
+    givenName: text(p.givenName, rules.givenName),
+    familyName: text(p.familyName, rules.familyName),
+    nickName: text(p.nickName, rules.nickName),
+    displayName: text(p.displayName, rules.displayName),
+    preferredLanguage: text(p.preferredLanguage, rules.preferredLanguage),
+    gender: p.gender,
+  };
   const added: NewEvent = {
     type: UserEvent.humanAdded,
-    payload: { username: h.username, profile: h.profile, email: h.email, emailVerified: h.emailVerified },
+    payload: {
+      username: text(h.username, rules.username),
+      profile,
+      email: email(h.email),
+      emailVerified: h.emailVerified,
+    },
   };
   return emit(
     added,
@@ -88,8 +99,14 @@ export function addMachine(
   m: { username: string; name: string; description: string },
 ): Decision {
   if (s.sequence > 0) throw alreadyExists("COMMAND-k2unb", "User already exists");
-  if (m.name.trim() === "") throw invalid("USER-NAME0", "Machine name is required");
-  return emit({ type: UserEvent.machineAdded, payload: { ...m } });
+  return emit({
+    type: UserEvent.machineAdded,
+    payload: {
+      username: text(m.username, rules.username),
+      name: text(m.name, rules.machineName),
+      description: text(m.description, rules.description),
+    },
+  });
 }
 
 export function removeUser(s: UserState): Decision {
@@ -158,7 +175,8 @@ export function addPersonalAccessToken(
   assertUserExists(s);
   if (s.kind !== "machine")
     throw precondition("COMMAND-Dv2sf", "Personal access tokens are for machine users only");
-  if (t.expiresAt && t.expiresAt <= t.now) throw invalid("COMMAND-dv3t5", "Expiration date is in the past");
+  if (t.expiresAt && date(t.expiresAt, "Expiration date") <= t.now)
+    throw invalid("COMMAND-dv3t5", "Expiration date is in the past");
   return emit({
     type: UserEvent.patAdded,
     payload: { tokenId: t.tokenId, tokenHash: t.tokenHash, expiresAt: t.expiresAt?.toISOString() ?? null },
