@@ -6,7 +6,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { InternalPermissionService } from "@zitadel/proto/zitadel/internal_permission/v2beta/internal_permission_service_pb.js";
 import { OrganizationService } from "@zitadel/proto/zitadel/org/v2/org_service_pb.js";
 import { UserService } from "@zitadel/proto/zitadel/user/v2/user_service_pb.js";
-import { methodOptions } from "../src/api/services.ts";
+import { methodOptions, servedServices } from "../src/api/services.ts";
 import { readRule } from "../src/app/queries.ts";
 import { resourceRules } from "../src/app/resources.ts";
 import { userRules } from "../src/app/users.ts";
@@ -14,6 +14,7 @@ import { instanceRoles, orgRoles, type Permission, rolePermissions } from "../sr
 import { type Clients, clients, type Protocol, protocols } from "./support/clients.ts";
 import { databaseKinds } from "./support/databases.ts";
 import { callerWith, humanUser, newOrg } from "./support/fixtures.ts";
+import { implementedMethods } from "./support/fuzz.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
 
 // Every implemented method x every kind of caller x every kind of target, with the expected
@@ -218,6 +219,33 @@ const specs: MethodSpec[] = [
     call: (c, r) => c.users.removePersonalAccessToken(r as never),
   },
   {
+    method: userMethod.passwordReset,
+    on: "user",
+    ...userRules.adminPassword,
+    prepare: async (a, t) => ({ userId: await human(a, t), medium: { case: "returnCode", value: {} } }),
+    call: (c, r) => c.users.passwordReset(r as never),
+  },
+  ...(
+    [
+      [userMethod.lockUser, null],
+      [userMethod.unlockUser, "lockUser"],
+      [userMethod.deactivateUser, null],
+      [userMethod.reactivateUser, "deactivateUser"],
+    ] as const
+  ).map(
+    ([method, before]): MethodSpec => ({
+      method,
+      on: "user",
+      ...userRules.state,
+      prepare: async (a, t) => {
+        const userId = await human(a, t);
+        if (before && existing(t)) await a.users[before]({ userId });
+        return { userId };
+      },
+      call: (c, r) => c.users[method.localName as "lockUser"](r as never),
+    }),
+  ),
+  {
     method: userMethod.addHumanUser,
     on: "org",
     ...userRules.create,
@@ -269,6 +297,30 @@ const specs: MethodSpec[] = [
     call: (c, r) => c.permissions.deleteAdministrator(r as never),
   },
 ];
+
+// Implemented after the matrix was written, with rules of their own (sessions, settings,
+// policies, passwords set by the user): not in it yet. docs/reliability.md lists them.
+const notInMatrix = new Set([
+  "zitadel.user.v2.UserService/ListUsers",
+  "zitadel.user.v2.UserService/SetPassword",
+  "zitadel.session.v2.SessionService/CreateSession",
+  "zitadel.session.v2.SessionService/SetSession",
+  "zitadel.session.v2.SessionService/GetSession",
+  "zitadel.session.v2.SessionService/ListSessions",
+  "zitadel.session.v2.SessionService/DeleteSession",
+  "zitadel.settings.v2.SettingsService/GetPasswordComplexitySettings",
+  "zitadel.settings.v2.SettingsService/GetLockoutSettings",
+  "zitadel.management.v1.ManagementService/GetPasswordComplexityPolicy",
+  "zitadel.management.v1.ManagementService/GetDefaultPasswordComplexityPolicy",
+  "zitadel.management.v1.ManagementService/AddCustomPasswordComplexityPolicy",
+  "zitadel.management.v1.ManagementService/UpdateCustomPasswordComplexityPolicy",
+  "zitadel.management.v1.ManagementService/ResetPasswordComplexityPolicyToDefault",
+  "zitadel.management.v1.ManagementService/GetLockoutPolicy",
+  "zitadel.management.v1.ManagementService/GetDefaultLockoutPolicy",
+  "zitadel.management.v1.ManagementService/AddCustomLockoutPolicy",
+  "zitadel.management.v1.ManagementService/UpdateCustomLockoutPolicy",
+  "zitadel.management.v1.ManagementService/ResetLockoutPolicyToDefault",
+]);
 
 const known = new Set<string>(rolePermissions("IAM_OWNER"));
 
@@ -353,6 +405,18 @@ for (const db of databaseKinds) {
       await new Promise((r) => setTimeout(r, Math.max(0, 1600)));
     });
     after(() => server.stop());
+
+    it("covers every implemented method, or says which it leaves out", () => {
+      const covered = new Set(specs.map((s) => `${s.method.parent.typeName}/${s.method.name}`));
+      const served = implementedMethods(servedServices(server.running.app)).map(
+        (m) => `${m.parent.typeName}/${m.name}`,
+      );
+      assert.deepEqual(
+        served.filter((m) => !covered.has(m) && !notInMatrix.has(m)),
+        [],
+        "an implemented method is neither in the matrix nor listed in notInMatrix",
+      );
+    });
 
     it("answers every method x caller x target as the permission table says", async () => {
       const targets = (spec: MethodSpec): Target[] => {
