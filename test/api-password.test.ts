@@ -67,7 +67,7 @@ for (const db of databaseKinds) {
         email: { email: `bcrypt-${fromBcrypt.userId}@example.com` },
         passwordType: {
           case: "hashedPassword",
-          value: { hash: await bcrypt.hash("from another system", { cost: 4 }), changeRequired: true },
+          value: { hash: await bcrypt.hash("from another system", 4), changeRequired: true },
         },
       });
       assert.equal(await signsIn(imported.userId, "from another system"), true);
