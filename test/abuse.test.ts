@@ -3,6 +3,7 @@ import http2 from "node:http2";
 import net from "node:net";
 import { after, before, describe, it } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { writeLimiter } from "../src/api/rate-limit.ts";
 import { RetryInfoSchema } from "../src/api/retry-info.ts";
 import { ConfigError, loadConfig } from "../src/config.ts";
 import { expectCode } from "./support/assertions.ts";
@@ -118,6 +119,29 @@ describe("connection and stream caps", () => {
     assert.equal(settings.maxConcurrentStreams, 7);
     assert.equal(settings.maxHeaderListSize, 16384);
     session.close();
+  });
+});
+
+describe("the write limiter", () => {
+  it("allows a burst, then one write per interval, each caller on its own", () => {
+    let now = 0;
+    const limit = writeLimiter(60, 3, () => now);
+    assert.deepEqual(
+      [1, 2, 3].map(() => limit.take("a")),
+      [0, 0, 0],
+    );
+    assert.equal(limit.take("a"), 1, "the fourth waits a second (60 a minute)");
+    assert.equal(limit.take("b"), 0, "another caller has its own burst");
+    now += 1000;
+    assert.equal(limit.take("a"), 0);
+    assert.equal(limit.take("a"), 1);
+    now += 60_000;
+    assert.deepEqual(
+      [1, 2, 3, 4].map(() => limit.take("a")),
+      [0, 0, 0, 1],
+      "refilled to the burst, no more",
+    );
+    assert.equal(writeLimiter(0, 1).take("a"), 0, "0 a minute: no limit");
   });
 });
 

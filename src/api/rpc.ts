@@ -167,10 +167,20 @@ export function rpcHandler(served: readonly ServedService[], o: RpcOptions) {
     const values = o.contextValues(req);
     (async () => {
       const uReq = universalRequestFromNodeRequest(req, res, undefined, values);
-      if (typeof uReq.body === "object" && uReq.body !== null && Symbol.asyncIterator in uReq.body) {
-        const checked = await readRequestBody(handler.method.input, uReq.header, uReq.body, o.maxBodyBytes);
+      // Unary calls only: a stream's messages are not there to be read first (none is served).
+      const body = uReq.body;
+      const iterable = typeof body === "object" && body !== null && Symbol.asyncIterator in body;
+      if (iterable && handler.method.methodKind === "unary") {
+        const checked = await readRequestBody(
+          handler.method.input,
+          uReq.header,
+          body as AsyncIterable<Uint8Array>,
+          o.maxBodyBytes,
+        );
         values.set(malformedKey, checked.refusal);
-        if (checked.refusal && "shouldKeepAlive" in res) res.shouldKeepAlive = false;
+        // A body too large was left unread: this HTTP/1.1 connection cannot carry another request.
+        const unread = checked.refusal?.code === Code.ResourceExhausted;
+        if (unread && "shouldKeepAlive" in res) res.shouldKeepAlive = false;
         const uRes = await handler({ ...uReq, body: checked.body });
         await universalResponseToNodeResponse(uRes, res);
       } else {
@@ -184,7 +194,13 @@ export function rpcHandler(served: readonly ServedService[], o: RpcOptions) {
       if (!noHost && e.code !== Code.Aborted && e.code !== Code.Canceled) o.onError(err);
       if (!res.headersSent) {
         res.writeHead(noHost ? 400 : 500, { "content-type": "application/json" });
-        res.end(JSON.stringify({ code: "invalid_argument", message: e.rawMessage }));
+        res.end(
+          JSON.stringify(
+            noHost
+              ? { code: "invalid_argument", message: "a request needs a Host header" }
+              : { code: "internal", message: "Internal error" },
+          ),
+        );
       } else res.end();
     });
     return true;
