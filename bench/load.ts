@@ -147,7 +147,7 @@ export async function runLoad(s: LoadSettings): Promise<LoadResult> {
     postgres: postgresCpu(),
   });
   let cpuAtStart = sampleCpu();
-  let cpuAtEnd = cpuAtStart;
+  let cpuAtEnd: ReturnType<typeof sampleCpu> | null = null;
   const atStart = setTimeout(() => {
     cpuAtStart = sampleCpu();
     loopDelay.enable();
@@ -186,18 +186,22 @@ export async function runLoad(s: LoadSettings): Promise<LoadResult> {
   await Promise.all(Array.from({ length: s.concurrency }, (_, i) => virtualUser(i)));
   clearTimeout(atStart);
   clearTimeout(atEnd);
+  // The last calls can finish before the end-of-window timer gets its turn.
+  if (cpuAtEnd === null) {
+    cpuAtEnd = sampleCpu();
+    loopDelay.disable();
+  }
+  const end = cpuAtEnd;
   caller.close();
 
   const windowSeconds = s.durationMs / 1000;
-  const serverCpu =
-    cpuAtStart.server !== null && cpuAtEnd.server !== null ? cpuAtEnd.server - cpuAtStart.server : null;
-  const loadCpu =
-    (cpuAtEnd.load.user + cpuAtEnd.load.system - cpuAtStart.load.user - cpuAtStart.load.system) / 1e6;
+  const serverCpu = cpuAtStart.server !== null && end.server !== null ? end.server - cpuAtStart.server : null;
+  const loadCpu = (end.load.user + end.load.system - cpuAtStart.load.user - cpuAtStart.load.system) / 1e6;
   const all = [...latencies.add, ...latencies.remove];
   const serverCores = serverCpu === null ? null : serverCpu / windowSeconds;
   const loadCores = loadCpu / windowSeconds;
-  const machineCores = busyCores(cpuAtStart.machine, cpuAtEnd.machine);
-  const postgresCores = postgresSecondsBetween(cpuAtStart.postgres, cpuAtEnd.postgres) / windowSeconds;
+  const machineCores = busyCores(cpuAtStart.machine, end.machine);
+  const postgresCores = postgresSecondsBetween(cpuAtStart.postgres, end.postgres) / windowSeconds;
   return {
     protocol: s.protocol,
     concurrency: s.concurrency,

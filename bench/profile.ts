@@ -1,6 +1,6 @@
 // Reads a V8 .cpuprofile (node --cpu-prof) and tells where the time went: the functions with the
 // most self time, the same grouped by package or module, and the Latchkey functions with the most
-// time including what they call. `tsx bench/profile.ts FILE.cpuprofile [--top=N]`.
+// time including what they call. `tsx bench/profile.ts FILE.cpuprofile [--top=N] [--from=S] [--to=S]`.
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
@@ -82,7 +82,9 @@ function groupOf(n: ProfileNode): string {
   return parts[0]?.startsWith("@") ? `${parts[0]}/${parts[1]}` : (parts[0] ?? at);
 }
 
-export function summarize(file: string, top = 25): ProfileSummary {
+// window: seconds from the profile's start, to look at part of a run (the start-up, or the last
+// minute of a long one) on its own.
+export function summarize(file: string, top = 25, window?: { from: number; to: number }): ProfileSummary {
   const p = JSON.parse(readFileSync(file, "utf8")) as CpuProfile;
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
@@ -95,9 +97,12 @@ export function summarize(file: string, top = 25): ProfileSummary {
   let totalUs = 0;
   const add = (m: Map<string, number>, k: string, v: number) => m.set(k, (m.get(k) ?? 0) + v);
 
+  let clock = 0;
   p.samples.forEach((id, i) => {
     // A sample stands for the interval before it; at a ~1 ms interval the choice of side hardly matters.
     const us = p.timeDeltas[i] ?? 0;
+    clock += us;
+    if (window && (clock < window.from * 1e6 || clock > window.to * 1e6)) return;
     const node = byId.get(id);
     if (!node) return;
     totalUs += us;
@@ -158,11 +163,15 @@ export function formatSummary(s: ProfileSummary): string {
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const files = process.argv.slice(2).filter((a) => !a.startsWith("--"));
-  const topFlag = process.argv.find((a) => a.startsWith("--top="));
+  const flag = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1];
+  const from = flag("from");
+  const to = flag("to");
+  const window =
+    from || to ? { from: Number(from ?? 0), to: Number(to ?? Number.POSITIVE_INFINITY) } : undefined;
   if (files.length === 0) {
-    process.stderr.write("usage: tsx bench/profile.ts FILE.cpuprofile [--top=N]\n");
+    process.stderr.write("usage: tsx bench/profile.ts FILE.cpuprofile [--top=N] [--from=S] [--to=S]\n");
     process.exit(2);
   }
   for (const f of files)
-    process.stdout.write(`${formatSummary(summarize(f, topFlag ? Number(topFlag.slice(6)) : 25))}\n\n`);
+    process.stdout.write(`${formatSummary(summarize(f, Number(flag("top") ?? 25), window))}\n\n`);
 }

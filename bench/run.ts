@@ -1,6 +1,7 @@
 // `npm run bench [-- flags]`: Latchkey under a closed loop of AddOTPSMS + RemoveOTPSMS pairs, on
 // SQLite and PostgreSQL, over REST and gRPC, next to the ceilings of this machine. Every flag
 // has an environment twin (BENCH_DURATION for --duration, ...); `--help` lists them.
+import { execFileSync } from "node:child_process";
 import {
   mkdirSync,
   mkdtempSync,
@@ -8,6 +9,7 @@ import {
   readFileSync,
   renameSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from "node:fs";
 import os from "node:os";
@@ -55,6 +57,7 @@ interface Options {
   readonly quietWaitSeconds: number;
   readonly postgresUrl: string;
   readonly serverRoot: string;
+  readonly serverEnv: Readonly<Record<string, string>>;
   readonly out: string;
 }
 
@@ -79,6 +82,9 @@ const help = `npm run bench -- [flags]            (each flag also as BENCH_<NAME
   --quiet-wait=S          before each run, wait up to S seconds for other work on the machine
                           to drop under ${busyAbove} cores (30; quick 0)
   --postgres-url=URL      admin URL (postgres://postgres@127.0.0.1:5432/postgres)
+  --server-env=K=V,...     extra settings for the server under test, e.g.
+                          LATCHKEY_SMS_REMOVAL_NOTICE=false (LATCHKEY_WRITES_PER_MINUTE=0 is set:
+                          the bench's one admin token stands for many callers)
   --server-root=DIR       the tree whose src/main.ts is measured (this checkout)
   --out=DIR               where the JSON report goes (bench/results)`;
 
@@ -139,6 +145,17 @@ function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): Options 
     quietWaitSeconds: num("quiet-wait", 30, 0),
     postgresUrl: get("postgres-url") ?? "postgres://postgres@127.0.0.1:5432/postgres",
     serverRoot: resolve(get("server-root") ?? benchRoot),
+    serverEnv: {
+      // One admin token stands for many clients here: the per-caller write limit would measure
+      // itself, not the server.
+      LATCHKEY_WRITES_PER_MINUTE: "0",
+      ...Object.fromEntries(
+        (get("server-env") ?? "")
+          .split(",")
+          .filter((kv) => kv.includes("="))
+          .map((kv) => [kv.slice(0, kv.indexOf("=")).trim(), kv.slice(kv.indexOf("=") + 1)]),
+      ),
+    },
     out: resolve(get("out") ?? join(benchRoot, "bench", "results")),
   };
   if (o.users < o.concurrency)
@@ -177,7 +194,18 @@ async function machine(o: Options): Promise<Record<string, string | number | nul
     postgres = (await c.query("SHOW server_version")).rows[0].server_version;
     await c.end();
   }
+  // The tree under test moves fast: a result names the commit, and says when src/ differed from it.
+  const git = (...args: string[]) => {
+    try {
+      return execFileSync("git", ["-C", o.serverRoot, ...args], { encoding: "utf8" }).trim();
+    } catch {
+      return null;
+    }
+  };
+  const commit = git("rev-parse", "--short", "HEAD");
+  const dirty = git("status", "--porcelain", "--", "src");
   return {
+    latchkey: commit ? `${commit}${dirty ? " with uncommitted changes in src/" : ""}` : o.serverRoot,
     cpu: `${os.cpus().length} x ${os.cpus()[0]?.model.trim() ?? "?"}`,
     memory: `${Math.round(os.totalmem() / 2 ** 30)} GiB`,
     kernel: `${os.type()} ${os.release()}`,
@@ -199,10 +227,13 @@ async function quiet(o: Options): Promise<void> {
     if (busy < busyAbove) return;
     if (Date.now() >= deadline) {
       if (o.quietWaitSeconds > 0)
-        log(`  the machine stayed busy (${busy.toFixed(2)} cores used by others): measuring anyway`);
+        log(`  the machine stayed busy (${busy.toFixed(2)} cores): measuring anyway`);
       return;
     }
-    if (!told) log(`  waiting for the machine to go quiet (${busy.toFixed(2)} cores used by others)`);
+    if (!told)
+      log(
+        `  waiting for the machine to go quiet (${busy.toFixed(2)} cores busy, the server's own background work included)`,
+      );
     told = true;
   }
 }
@@ -293,7 +324,12 @@ async function benchDatabase(
   let server: LatchkeyProcess | null = null;
   try {
     try {
-      server = await startLatchkey({ root: o.serverRoot, databaseUrl: db.url, dir: serverDir });
+      server = await startLatchkey({
+        root: o.serverRoot,
+        env: o.serverEnv,
+        databaseUrl: db.url,
+        dir: serverDir,
+      });
     } catch (err) {
       // The PostgreSQL adapter is still being built: a start failure there is reported, not fatal.
       if (kind !== "postgres") throw err;
@@ -359,7 +395,12 @@ async function benchDatabase(
         notes += `; ${fmt(before)} -> ${fmt(await db.countEvents())} events by writing ${pairs} pair(s) per user directly in ${((performance.now() - t0) / 1000).toFixed(0)} s`;
       }
       // A fresh process, so that its peak RSS is the load's and not the preparation's.
-      server = await startLatchkey({ root: o.serverRoot, databaseUrl: db.url, dir: serverDir });
+      server = await startLatchkey({
+        root: o.serverRoot,
+        env: o.serverEnv,
+        databaseUrl: db.url,
+        dir: serverDir,
+      });
       if (sample) {
         const after = await probePair(server.url, server.token, sample.sampleUserId);
         if (after.sequence !== sample.sampleUserSequence + 2)
@@ -378,11 +419,25 @@ async function benchDatabase(
       );
       result.large = { users, events, preparation: notes, peakRssMb: peakMb(server), byProtocol };
     }
+  } catch (err) {
+    // What was measured before the failure stays in the report.
+    const message = err instanceof Error ? (err.stack ?? err.message) : String(err);
+    result.problems.push(`run aborted: ${message}`);
+    report.failures.push(`${kind}: ${message}`);
+    log(`${kind} FAILED: ${message}`);
   } finally {
     if (server) await server.stop();
     await db.drop();
   }
-  if (o.ceilings) result.store = await storeCeiling(o, kind, join(work, `${kind}-store`));
+  if (o.ceilings) {
+    try {
+      result.store = await storeCeiling(o, kind, join(work, `${kind}-store`));
+    } catch (err) {
+      const message = err instanceof Error ? (err.stack ?? err.message) : String(err);
+      report.failures.push(`C_store ${kind}: ${message}`);
+      log(`C_store ${kind} FAILED: ${message}`);
+    }
+  }
   return result;
 }
 
@@ -393,7 +448,12 @@ async function storeCeiling(o: Options, kind: DatabaseKind, dir: string) {
   const db: BenchDatabase = await fresh(kind, join(dir, "db"), o);
   try {
     mkdirSync(join(dir, "server"), { recursive: true });
-    const s = await startLatchkey({ root: o.serverRoot, databaseUrl: db.url, dir: join(dir, "server") });
+    const s = await startLatchkey({
+      root: o.serverRoot,
+      env: o.serverEnv,
+      databaseUrl: db.url,
+      dir: join(dir, "server"),
+    });
     await s.stop();
     const runs: StoreResult[] = [];
     for (let i = 0; i < o.runs; i++) {
@@ -475,7 +535,12 @@ async function profile(o: Options, protocol: Protocol, work: string, stamp: stri
   try {
     // Users are made before the profiled process starts, so the profile holds the load alone
     // (and the start-up, which is small beside it).
-    const prep = await startLatchkey({ root: o.serverRoot, databaseUrl: db.url, dir: serverDir });
+    const prep = await startLatchkey({
+      root: o.serverRoot,
+      env: o.serverEnv,
+      databaseUrl: db.url,
+      dir: serverDir,
+    });
     try {
       await createUsers({
         baseUrl: prep.url,
@@ -492,6 +557,7 @@ async function profile(o: Options, protocol: Protocol, work: string, stamp: stri
     }
     const server = await startLatchkey({
       root: o.serverRoot,
+      env: o.serverEnv,
       databaseUrl: db.url,
       dir: serverDir,
       cpuProfDir: profDir,
@@ -509,7 +575,10 @@ async function profile(o: Options, protocol: Protocol, work: string, stamp: stri
       await server.stop();
     }
     log(`  profiled ${protocol}: ${describe(r)}`);
-    const file = readdirSync(profDir).find((f) => f.endsWith(".cpuprofile"));
+    // Every thread writes one (tsx's loader runs in a worker): the main thread's is the largest.
+    const file = readdirSync(profDir)
+      .filter((f) => f.endsWith(".cpuprofile"))
+      .sort((a, b) => statSync(join(profDir, b)).size - statSync(join(profDir, a)).size)[0];
     if (!file) throw new Error(`no .cpuprofile was written in ${profDir}`);
     const kept = join(o.out, `${stamp}-${protocol}.cpuprofile`);
     renameSync(join(profDir, file), kept);
@@ -552,18 +621,35 @@ async function main(): Promise<void> {
         log(`${kind} FAILED: ${message}`);
       }
     }
+    // A phase that fails is reported with the rest, never at the cost of what was measured before it.
+    const phase = async (name: string, work: () => Promise<void>) => {
+      try {
+        await work();
+      } catch (err) {
+        const message = err instanceof Error ? (err.stack ?? err.message) : String(err);
+        report.failures.push(`${name}: ${message}`);
+        log(`${name} FAILED: ${message}`);
+      }
+    };
     if (o.ceilings) {
       log("\n== ceilings ==");
       const bodyBytes = report.ceilings.httpBodyBytes ?? 147;
       report.ceilings.httpBodyBytes = bodyBytes;
       if (o.protocols.includes("rest"))
-        report.ceilings.http = await serverCeiling(o, "http", bodyBytes, work, report.failures);
+        await phase("C_http", async () => {
+          report.ceilings.http = await serverCeiling(o, "http", bodyBytes, work, report.failures);
+        });
       if (o.protocols.includes("grpc"))
-        report.ceilings.rpc = await serverCeiling(o, "rpc", bodyBytes, work, report.failures);
+        await phase("C_rpc", async () => {
+          report.ceilings.rpc = await serverCeiling(o, "rpc", bodyBytes, work, report.failures);
+        });
     }
     if (o.cpuProf) {
       log("\n== profiles ==");
-      for (const protocol of o.protocols) report.profiles.push(await profile(o, protocol, work, stamp));
+      for (const protocol of o.protocols)
+        await phase(`profile ${protocol}`, async () => {
+          report.profiles.push(await profile(o, protocol, work, stamp));
+        });
     }
   } finally {
     rmSync(work, { recursive: true, force: true });
