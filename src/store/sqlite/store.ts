@@ -302,10 +302,13 @@ export function openSqliteStore(path: string, options: { migrate?: boolean } = {
          claim = NULL
        WHERE instance_id = ? AND id = ? AND claim = ? AND status = 'sending'`,
     ),
+    // Two halves rather than one OR, so that each searches sms_outbox_due instead of reading
+    // every message the instance ever sent (settled rows are kept for a week).
     due: db.prepare(
-      `SELECT * FROM sms_outbox
-       WHERE instance_id = ? AND ((status = 'pending' AND next_attempt_at <= ?) OR (status = 'sending' AND claimed_at < ?))
-       ORDER BY next_attempt_at, seq LIMIT ?`,
+      `SELECT * FROM sms_outbox WHERE instance_id = @instance AND status = 'pending' AND next_attempt_at <= @now
+       UNION ALL
+       SELECT * FROM sms_outbox WHERE instance_id = @instance AND status = 'sending' AND claimed_at < @stale
+       ORDER BY next_attempt_at, seq LIMIT @limit`,
     ),
     claim: db.prepare(
       "UPDATE sms_outbox SET status = 'sending', claim = ?, claimed_at = ?, attempts = ? WHERE seq = ?",
@@ -432,7 +435,12 @@ export function openSqliteStore(path: string, options: { migrate?: boolean } = {
   const claimTx = db.transaction(
     (instanceId: string, now: Date, staleBefore: Date, limit: number): ClaimedMessage[] => {
       const nowIso = now.toISOString();
-      const rows = q.due.all(instanceId, nowIso, staleBefore.toISOString(), limit) as OutboxDbRow[];
+      const rows = q.due.all({
+        instance: instanceId,
+        now: nowIso,
+        stale: staleBefore.toISOString(),
+        limit,
+      }) as OutboxDbRow[];
       return rows.map((r) => {
         const abandoned = r.status === "sending";
         const attempt = abandoned ? r.attempts : r.attempts + 1;
