@@ -109,11 +109,13 @@ export async function freshDatabase(
 
 // History as AddOTPSMS + RemoveOTPSMS pairs would have left it, written straight into the
 // tables while the server is stopped: a million events through the API would take longer than
-// the whole benchmark. The rows are the ones a real pair writes (same types, null payloads, the
-// admin as creator, the user's org as owner), round by round across all users so that
-// positions interleave as under load, and each user's snapshot row moves to the new sequence,
-// which is all a pair changes in it besides changedAt. A user whose snapshot disagreed with its
-// events would fail its next call, so the load that follows checks the fill.
+// the whole benchmark. The rows are the two events a pair records for the user (same types, null
+// payloads, the admin as creator, the user's org as owner); the removal notice's own event and
+// outbox row are left out, so the outbox holds only what measured runs put there. They go in
+// round by round across all users so that positions interleave as under load, and each user's
+// snapshot row moves to the new sequence, which is all a pair changes in it besides changedAt. A
+// user whose snapshot disagreed with its events would fail its next call, so the load that
+// follows checks the fill.
 const added = "user.human.mfa.otp.sms.added";
 const removed = "user.human.mfa.otp.sms.removed";
 

@@ -383,7 +383,7 @@ async function benchDatabase(
       await server.stop();
       server = null;
       const users = o.users + more.created;
-      let notes = `${fmt(users)} users (${fmt(more.created)} more through the API in ${more.seconds.toFixed(0)} s${more.complete ? "" : ", TIME BOX HIT"}); server peak RSS while creating them ${prepPeak?.toFixed(0) ?? "?"} MB`;
+      let notes = `${fmt(users)} users (${fmt(more.created)} more through the API in ${more.seconds.toFixed(0)} s${more.complete ? "" : ", TIME BOX HIT"}${more.collisions > 0 ? `, ${more.collisions} "User already exists" for a fresh username` : ""}); server peak RSS while creating them ${prepPeak?.toFixed(0) ?? "?"} MB`;
       if (!more.complete) result.problems.push(`user creation hit its time box at ${fmt(users)} users`);
       const before = await db.countEvents();
       const pairs = Math.max(0, Math.ceil((o.minEvents - before) / (2 * users)));
