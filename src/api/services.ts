@@ -1,5 +1,5 @@
 import { type DescMethod, type DescService, getOption, hasOption } from "@bufbuild/protobuf";
-import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
+import type { ConnectRouter, HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { http as httpRule } from "@zitadel/proto/google/api/annotations_pb.js";
 import { InternalPermissionService } from "@zitadel/proto/zitadel/internal_permission/v2beta/internal_permission_service_pb.js";
 import { ManagementService } from "@zitadel/proto/zitadel/management_pb.js";
@@ -24,7 +24,16 @@ export interface ServedService {
   readonly restPrefix?: string | undefined;
 }
 
-const loosely = (impl: object) => impl as Record<string, UnaryHandler>;
+// One entry of the list: the typed implementation registers with the router, and the REST
+// transcoder calls the same handlers by method name.
+function serve<S extends DescService>(service: S, impl: ServiceImpl<S>): ServedService {
+  return {
+    service,
+    handlers: impl as unknown as Record<string, UnaryHandler>,
+    register: (router) => router.service(service, impl),
+    restPrefix: restPrefixes[service.typeName],
+  };
+}
 
 // ZITADEL mounts its v1 APIs' REST paths under a prefix their annotations leave out.
 export const restPrefixes: Readonly<Record<string, string>> = {
@@ -34,40 +43,13 @@ export const restPrefixes: Readonly<Record<string, string>> = {
 // The services Latchkey serves, each typed whole against its descriptor; the Connect router
 // and the REST transcoder both read this one list.
 export function servedServices(app: App): ServedService[] {
-  const user = userService(app);
-  const org = organizationService(app);
-  const perm = internalPermissionService(app);
-  const session = sessionService(app);
-  const management = managementService(app);
-  const settings = settingsService(app);
   return [
-    { service: UserService, handlers: loosely(user), register: (r) => r.service(UserService, user) },
-    {
-      service: OrganizationService,
-      handlers: loosely(org),
-      register: (r) => r.service(OrganizationService, org),
-    },
-    {
-      service: InternalPermissionService,
-      handlers: loosely(perm),
-      register: (r) => r.service(InternalPermissionService, perm),
-    },
-    {
-      service: SessionService,
-      handlers: loosely(session),
-      register: (r) => r.service(SessionService, session),
-    },
-    {
-      service: SettingsService,
-      handlers: loosely(settings),
-      register: (r) => r.service(SettingsService, settings),
-    },
-    {
-      service: ManagementService,
-      handlers: loosely(management),
-      register: (r) => r.service(ManagementService, management),
-      restPrefix: restPrefixes[ManagementService.typeName],
-    },
+    serve(UserService, userService(app)),
+    serve(OrganizationService, organizationService(app)),
+    serve(InternalPermissionService, internalPermissionService(app)),
+    serve(SessionService, sessionService(app)),
+    serve(SettingsService, settingsService(app)),
+    serve(ManagementService, managementService(app)),
   ];
 }
 
