@@ -553,6 +553,31 @@ for (const kind of databaseKinds) {
       assert.deepEqual(await store.getUser(instanceId, u.id), winner.after);
     });
 
+    it("lets each of many appends sent at once stand or fall alone", async () => {
+      const u = await addUser(store, instanceId, org.id, human("batch-target"));
+      await addUser(store, instanceId, org.id, human("batch-taken"));
+      // Sent in one turn of the event loop: SQLite commits these together, yet a failing one
+      // must take nothing else with it.
+      const fresh = Array.from({ length: 8 }, (_, i) => newUserPlan(instanceId, org.id, human(`batch-${i}`)));
+      const winner = userPlan(instanceId, u, user.addOtpSms);
+      const loser = userPlan(instanceId, u, user.removePhone);
+      const clash = newUserPlan(instanceId, org.id, human("Batch-Taken"));
+      const results = await Promise.allSettled([
+        ...fresh.map((p) => store.append(p.request)),
+        store.append(winner.request),
+        store.append(loser.request),
+        store.append(clash.request),
+      ]);
+      assert.deepEqual(
+        results.map((r) => (r.status === "fulfilled" ? "written" : r.reason.constructor.name)),
+        [...fresh.map(() => "written"), "written", "ConcurrencyError", "UniqueViolation"],
+      );
+      for (const p of fresh) assert.deepEqual(await other.getUser(instanceId, p.after.id), p.after);
+      assert.deepEqual(await other.getUser(instanceId, u.id), winner.after);
+      assert.equal(await other.getUser(instanceId, clash.after.id), null);
+      assert.deepEqual(await other.loadEvents(instanceId, { type: "user", id: clash.after.id }, 0), []);
+    });
+
     it("applies read-model changes with the events and rolls them back with them", async () => {
       const first = await addUser(store, instanceId, org.id, human("Clash"));
       // Usernames are unique per instance without regard to case.

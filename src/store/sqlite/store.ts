@@ -39,6 +39,7 @@ import {
   searchFieldsOfRow,
   userSearchStatements,
 } from "../user-search.ts";
+import { groupCommit } from "./group-commit.ts";
 import { sqliteMigrations } from "./migrations.ts";
 
 interface EventRow {
@@ -515,13 +516,15 @@ export function openSqliteStore(path: string, options: { migrate?: boolean } = {
     return recorded;
   });
 
+  const grouped = groupCommit(db);
+
   return {
     dialect: "sqlite",
     async loadEvents(instanceId: string, ref: AggregateRef, afterSequence: number) {
       return (q.load.all(instanceId, ref.type, ref.id, afterSequence) as EventRow[]).map(toEvent);
     },
-    async append(req: AppendRequest) {
-      return appendTx.immediate(req);
+    append(req: AppendRequest) {
+      return grouped(() => appendTx(req));
     },
     async latestEvents(instanceId: string, ref: AggregateRef, limit: number) {
       return (q.latest.all(instanceId, ref.type, ref.id, limit) as EventRow[]).map(toEvent);
@@ -566,8 +569,8 @@ export function openSqliteStore(path: string, options: { migrate?: boolean } = {
         roles: JSON.parse(r.roles) as string[],
       }));
     },
-    async claimOutbox(instanceId, options) {
-      return claimTx.immediate(instanceId, options.now, options.staleBefore, options.limit);
+    claimOutbox(instanceId, options) {
+      return grouped(() => claimTx(instanceId, options.now, options.staleBefore, options.limit));
     },
     async retryOutbox(instanceId, id, claim, nextAttemptAt, note) {
       return q.retry.run(nextAttemptAt.toISOString(), note, instanceId, id, claim).changes > 0;
@@ -648,6 +651,7 @@ export function openSqliteStore(path: string, options: { migrate?: boolean } = {
       db.prepare("SELECT 1").get();
     },
     async close() {
+      await grouped(() => undefined);
       db.close();
     },
   };

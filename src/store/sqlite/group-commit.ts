@@ -1,0 +1,52 @@
+import type Database from "better-sqlite3";
+
+interface Waiting {
+  readonly work: () => unknown;
+  readonly resolve: (value: never) => void;
+  readonly reject: (reason: unknown) => void;
+}
+
+// better-sqlite3 is synchronous, so every COMMIT's fsync (synchronous=FULL) stops the only
+// thread. Writes that arrive in the same turn of the event loop therefore share one
+// BEGIN IMMEDIATE ... COMMIT: each runs as a nested db.transaction, i.e. in a SAVEPOINT of its
+// own, so one that fails rolls back alone; none is answered before the shared COMMIT, so an
+// acknowledged write is as durable as before. The returned function queues a unit of work, which
+// must be a db.transaction (or touch nothing), and settles with its result after the commit.
+export function groupCommit(db: Database.Database): <T>(work: () => T) => Promise<T> {
+  const begin = db.prepare("BEGIN IMMEDIATE");
+  const commit = db.prepare("COMMIT");
+  const rollback = db.prepare("ROLLBACK");
+  let queue: Waiting[] = [];
+
+  function flush(): void {
+    const batch = queue;
+    queue = [];
+    const settle: (() => void)[] = [];
+    try {
+      begin.run();
+      for (const w of batch) {
+        try {
+          const value = w.work();
+          settle.push(() => w.resolve(value as never));
+        } catch (err) {
+          settle.push(() => w.reject(err));
+        }
+        // Some failures (a full disk, an I/O error) make SQLite end the whole transaction; the
+        // ones already run in it are gone, so none of the batch may be reported as written.
+        if (!db.inTransaction) throw new Error("SQLite rolled back the group transaction");
+      }
+      commit.run();
+    } catch (err) {
+      if (db.inTransaction) rollback.run();
+      for (const w of batch) w.reject(err);
+      return;
+    }
+    for (const s of settle) s();
+  }
+
+  return <T>(work: () => T) =>
+    new Promise<T>((resolve, reject) => {
+      if (queue.length === 0) setImmediate(flush);
+      queue.push({ work, resolve: resolve as (value: never) => void, reject });
+    });
+}
