@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import { type App, createApp } from "./app/app.ts";
 import { bootstrap } from "./app/bootstrap.ts";
 import { type AppDeps, type AppMetrics, type Logger, noMetrics } from "./app/deps.ts";
+import { newId } from "./app/ids.ts";
 import type { Clock, SmsSender, Store } from "./app/ports.ts";
 import type { Config } from "./config.ts";
 import { prometheusMetrics } from "./metrics/prometheus.ts";
@@ -26,6 +27,7 @@ export interface Running {
 export interface Overrides {
   readonly sms?: SmsSender;
   readonly clock?: Clock;
+  readonly newId?: () => string;
 }
 
 // Where `npm run build` writes the console, relative to this file so that the working directory
@@ -45,11 +47,17 @@ export function appDeps(
   config: Config,
   store: Store,
   log: Logger,
-  extras: { metrics?: AppMetrics | undefined; clock?: Clock | undefined; outboxReady?: () => void } = {},
+  extras: {
+    metrics?: AppMetrics | undefined;
+    clock?: Clock | undefined;
+    newId?: (() => string) | undefined;
+    outboxReady?: () => void;
+  } = {},
 ): AppDeps {
   return {
     store,
     clock: extras.clock ?? { now: () => new Date() },
+    newId: extras.newId ?? newId,
     outboxReady: extras.outboxReady ?? (() => {}),
     passwords: passwordHasher(config.argon2),
     log,
@@ -88,6 +96,7 @@ export async function startLatchkey(
   const deps = appDeps(config, store, log, {
     metrics: metrics?.app,
     clock: overrides.clock,
+    newId: overrides.newId,
     outboxReady: () => wakeOutbox(),
   });
   try {

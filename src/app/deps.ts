@@ -53,6 +53,8 @@ export interface SmsSettings {
 export interface AppDeps {
   readonly store: Store;
   readonly clock: Clock;
+  // Draws the id of a user the caller did not name.
+  readonly newId: () => string;
   // Tells this node's outbox worker that a message was just stored (other nodes poll).
   readonly outboxReady: () => void;
   readonly passwords: PasswordHasher;

@@ -177,14 +177,22 @@ export function userCommands(deps: AppDeps, instanceId: string) {
     return id;
   }
 
+  // `requestedId` is the caller's choice, or "" to let the server draw one.
   async function create(
     principal: Principal,
-    userId: string,
+    requestedId: string,
     orgId: string,
     decideOn: (s: UserState, now: Date) => WithSms,
   ): Promise<{ userId: string; details: Details; created: Date }> {
+    let userId = requestedId || deps.newId();
     return transact(deps, instanceId, principal.userId, async (now) => {
-      const before = await load(userId);
+      let before = await load(userId);
+      // Another node may, rarely, draw the same id in the same millisecond. The caller named no
+      // id, so it must not hear that "the user already exists": draw again instead.
+      while (!requestedId && before.sequence > 0) {
+        userId = deps.newId();
+        before = await load(userId);
+      }
       const decision = decideOn(before, now);
       const events = stamp(ref(userId), orgId, principal.userId, 0, now, decision.events);
       return {
@@ -202,7 +210,6 @@ export function userCommands(deps: AppDeps, instanceId: string) {
     async addHuman(principal: Principal, r: NewHumanRequest) {
       if (r.userId !== undefined && r.userId !== "") decide.requireUserId(r.userId, "COMMAND-QSF2s");
       const orgId = await resolveOrg(principal, r.orgId);
-      const userId = r.userId || newId();
       if (r.phone && r.phone.verification !== "send") requireAnywhere(principal, "user.write");
       const now = deps.clock.now();
       const phone = r.phone ? preparePhone(deps, r.phone, now) : null;
@@ -211,7 +218,7 @@ export function userCommands(deps: AppDeps, instanceId: string) {
         : null;
       const username = (r.username || r.email).trim();
       const verification = r.phone?.verification ?? "verified";
-      const created = await create(principal, userId, orgId, (s, at) => ({
+      const created = await create(principal, r.userId ?? "", orgId, (s, at) => ({
         ...decide.addHuman(s, {
           username,
           profile: r.profile,
@@ -223,7 +230,7 @@ export function userCommands(deps: AppDeps, instanceId: string) {
         sms: phone
           ? codeDelivery(
               deps,
-              { id: userId, preferredLanguage: r.profile.preferredLanguage },
+              { id: s.id, preferredLanguage: r.profile.preferredLanguage },
               phone.input.phone,
               pendingCode(phone),
               verification,
@@ -238,10 +245,9 @@ export function userCommands(deps: AppDeps, instanceId: string) {
       if (r.userId !== undefined && r.userId !== "") decide.requireUserId(r.userId, "COMMAND-QSF2s");
       if (r.orgId === "") throw invalid("LK-ORG-MISSING", "Organization ID is required");
       const orgId = await resolveOrg(principal, r.orgId);
-      const userId = r.userId || newId();
-      return create(principal, userId, orgId, (s) =>
+      return create(principal, r.userId ?? "", orgId, (s) =>
         decide.addMachine(s, {
-          username: r.username?.trim() || userId,
+          username: r.username?.trim() || s.id,
           name: r.name,
           description: r.description,
         }),

@@ -31,6 +31,8 @@ export interface TestServerOptions {
   readonly reuse?: { readonly database: TestDatabase; readonly dir: string };
   // The server's time, for what depends on it (expiry, retry times); the real one by default.
   readonly clock?: Clock;
+  // Draws the ids of users created without one; the server's own by default.
+  readonly newId?: () => string;
 }
 
 export async function startTestServer(
@@ -61,6 +63,7 @@ export async function startTestServer(
     {
       ...(env.LATCHKEY_SMS_PROVIDER ? {} : { sms: sender }),
       ...(options.clock ? { clock: options.clock } : {}),
+      ...(options.newId ? { newId: options.newId } : {}),
     },
   );
   const adminToken = readFileSync(config.adminPatPath, "utf8").trim();
