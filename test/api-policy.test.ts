@@ -132,5 +132,27 @@ for (const db of databaseKinds) {
       });
       assert.equal(noPermission.status, 403);
     });
+
+    // ZITADEL's management API names the permission of each method in its v1 option; the
+    // instance's defaults need policy.read like the organization's own policies do.
+    it("shows the instance's default policies only to callers holding policy.read", async () => {
+      const nobody = await callerWith(admin, null, [], orgA);
+      const userManager = await callerWith(admin, { orgId: orgA }, ["ORG_USER_MANAGER"], orgA);
+      for (const caller of [nobody, userManager]) {
+        await expectCode(
+          management(caller.token).getDefaultLockoutPolicy({}),
+          Code.PermissionDenied,
+          "AUTH-AWfge",
+        );
+        const path = "/management/v1/policies/default/password/complexity";
+        const refused = await rest(server.url, "GET", path, { token: caller.token });
+        assert.equal(refused.status, 403, JSON.stringify(refused.body));
+      }
+      const viewer = await callerWith(admin, { orgId: orgB }, ["ORG_OWNER_VIEWER"], orgB);
+      const shown = await management(viewer.token).getDefaultPasswordComplexityPolicy({});
+      assert.equal(shown.policy?.isDefault, true);
+      const lockout = await management(ownerA.token).getDefaultLockoutPolicy({});
+      assert.equal(lockout.policy?.isDefault, true);
+    });
   });
 }

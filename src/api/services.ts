@@ -3,6 +3,7 @@ import type { ConnectRouter, HandlerContext, ServiceImpl } from "@connectrpc/con
 import { http as httpRule } from "@zitadel/proto/google/api/annotations_pb.js";
 import { InternalPermissionService } from "@zitadel/proto/zitadel/internal_permission/v2beta/internal_permission_service_pb.js";
 import { ManagementService } from "@zitadel/proto/zitadel/management_pb.js";
+import { auth_option as v1AuthOption } from "@zitadel/proto/zitadel/options_pb.js";
 import { OrganizationService } from "@zitadel/proto/zitadel/org/v2/org_service_pb.js";
 import { options as zitadelOptions } from "@zitadel/proto/zitadel/protoc_gen_zitadel/v2/options_pb.js";
 import { SessionService } from "@zitadel/proto/zitadel/session/v2/session_service_pb.js";
@@ -55,7 +56,8 @@ export function servedServices(app: App): ServedService[] {
 
 export interface MethodOptions {
   // ZITADEL's own option: the permission its gateway checks ("authenticated" = any valid
-  // caller) and the HTTP status of success.
+  // caller) and the HTTP status of success. The v1 APIs (management) name the permission in an
+  // older option of their own, `zitadel.v1.auth_option`.
   readonly permission: string;
   readonly successCode: number;
   // Changes something: a GET in the REST mapping, or a Get/List by name, does not.
@@ -68,9 +70,10 @@ export function methodOptions(method: DescMethod): MethodOptions {
   let cached = optionCache.get(method);
   if (!cached) {
     const o = hasOption(method, zitadelOptions) ? getOption(method, zitadelOptions) : undefined;
+    const v1 = hasOption(method, v1AuthOption) ? getOption(method, v1AuthOption) : undefined;
     const verb = hasOption(method, httpRule) ? getOption(method, httpRule).pattern.case : undefined;
     cached = {
-      permission: o?.authOption?.permission || "authenticated",
+      permission: o?.authOption?.permission || v1?.permission || "authenticated",
       successCode: o?.httpResponse?.successCode || 200,
       write: verb !== "get" && !/^(Get|List)/.test(method.name),
     };
