@@ -1,6 +1,6 @@
 import { notFound } from "../domain/errors.ts";
 import type { AggregateRef, Decision } from "../domain/events.ts";
-import type { Principal } from "../domain/permissions.ts";
+import type { Permission, Principal } from "../domain/permissions.ts";
 import type { LockoutPolicy, PasswordComplexityPolicy } from "../domain/policy.ts";
 import * as decide from "../domain/resource/policy.ts";
 import { emptyResource, foldResource, type ResourceState } from "../domain/resource/state.ts";
@@ -42,27 +42,36 @@ export async function orgPolicies(
 
 export type PolicyCommands = ReturnType<typeof policyCommands>;
 
-// ZITADEL's management API sets an organization's own password complexity and lockout policies;
-// policy.read and policy.write decide who may, in the organization the call names.
+// The permission each policy command needs in the organization the call names, as ZITADEL's
+// management API names them (a reset to the default is a delete there); the authorization
+// matrix test reads this table too.
+export const policyRules = {
+  read: "policy.read",
+  write: "policy.write",
+  reset: "policy.delete",
+} as const satisfies Record<string, Permission>;
+
+// ZITADEL's management API sets an organization's own password complexity and lockout policies.
 export function policyCommands(deps: AppDeps, instanceId: string) {
   async function read(principal: Principal, orgId: string): Promise<EffectivePolicies> {
-    requireAnywhere(principal, "policy.read");
+    requireAnywhere(principal, policyRules.read);
     const p = await orgPolicies(deps, instanceId, orgId);
     if (p.org.sequence === 0) throw notFound("ORG-EA2fc", "Organization could not be found");
-    authorizeOnOrg(principal, "policy.read", orgId);
+    authorizeOnOrg(principal, policyRules.read, orgId);
     return p;
   }
 
   function change(
     principal: Principal,
     orgId: string,
+    permission: Permission,
     decideOn: (s: ResourceState) => Decision,
   ): Promise<Details> {
-    requireAnywhere(principal, "policy.write");
+    requireAnywhere(principal, permission);
     return transact(deps, instanceId, principal.userId, async (now) => {
       const before = await loadOrg(deps, instanceId, orgId);
       if (before.sequence === 0) throw notFound("ORG-EA2fc", "Organization could not be found");
-      authorizeOnOrg(principal, "policy.write", orgId);
+      authorizeOnOrg(principal, permission, orgId);
       const { events } = decideOn(before);
       const ref: AggregateRef = { type: "org", id: orgId };
       const stamped = stamp(ref, orgId, principal.userId, before.sequence, now, events);
@@ -84,16 +93,16 @@ export function policyCommands(deps: AppDeps, instanceId: string) {
       return p;
     },
     addComplexity: (principal: Principal, orgId: string, p: PasswordComplexityPolicy) =>
-      change(principal, orgId, (s) => decide.addComplexityPolicy(s, p)),
+      change(principal, orgId, policyRules.write, (s) => decide.addComplexityPolicy(s, p)),
     changeComplexity: (principal: Principal, orgId: string, p: PasswordComplexityPolicy) =>
-      change(principal, orgId, (s) => decide.changeComplexityPolicy(s, p)),
+      change(principal, orgId, policyRules.write, (s) => decide.changeComplexityPolicy(s, p)),
     removeComplexity: (principal: Principal, orgId: string) =>
-      change(principal, orgId, (s) => decide.removeComplexityPolicy(s)),
+      change(principal, orgId, policyRules.reset, (s) => decide.removeComplexityPolicy(s)),
     addLockout: (principal: Principal, orgId: string, p: LockoutPolicy) =>
-      change(principal, orgId, (s) => decide.addLockoutPolicy(s, p)),
+      change(principal, orgId, policyRules.write, (s) => decide.addLockoutPolicy(s, p)),
     changeLockout: (principal: Principal, orgId: string, p: LockoutPolicy) =>
-      change(principal, orgId, (s) => decide.changeLockoutPolicy(s, p)),
+      change(principal, orgId, policyRules.write, (s) => decide.changeLockoutPolicy(s, p)),
     removeLockout: (principal: Principal, orgId: string) =>
-      change(principal, orgId, (s) => decide.removeLockoutPolicy(s)),
+      change(principal, orgId, policyRules.reset, (s) => decide.removeLockoutPolicy(s)),
   };
 }

@@ -54,6 +54,16 @@ const otpLength = 8;
 const invalidToken = () => denied("COMMAND-sGr42", "Session token is invalid");
 const sessionMissing = () => notFound("QUERY-SFeaa", "Session could not be found");
 
+// The permission each session command needs: to start or change one anywhere; to read or end
+// one, for its user's organization (the instance's, for a session without a user yet), unless
+// the caller presents its token or is its user (or, to read it, created it). The authorization
+// matrix test reads this table too.
+export const sessionRules = {
+  write: "session.write",
+  read: "session.read",
+  delete: "session.delete",
+} as const satisfies Record<string, Permission>;
+
 export type SessionCommands = ReturnType<typeof sessionCommands>;
 
 export function sessionCommands(deps: AppDeps, instanceId: string, users: UserCommands) {
@@ -101,7 +111,7 @@ export function sessionCommands(deps: AppDeps, instanceId: string, users: UserCo
     r: SessionRequest,
     presentedToken?: string,
   ): Promise<SessionChanged> {
-    requireAnywhere(principal, "session.write");
+    requireAnywhere(principal, sessionRules.write);
     if (r.password !== undefined && [...r.password].length > maxPasswordLength)
       throw new DomainError("invalid_argument", "LK-PW-LONG", "Password is too long");
     const checkUserId = r.user ? await findUser(r.user) : undefined;
@@ -229,7 +239,7 @@ export function sessionCommands(deps: AppDeps, instanceId: string, users: UserCo
       requireSessionId(sessionId);
       const s = await deps.store.getSession(instanceId, sessionId);
       if (!s) {
-        if (presentedToken || holdsAnywhere(principal, "session.read")) throw sessionMissing();
+        if (presentedToken || holdsAnywhere(principal, sessionRules.read)) throw sessionMissing();
         throw denied("AUTH-AWfge", "No matching permissions found");
       }
       if (presentedToken) {
@@ -237,14 +247,15 @@ export function sessionCommands(deps: AppDeps, instanceId: string, users: UserCo
         return s;
       }
       if (s.userId === principal.userId || s.creator === principal.userId) return s;
-      if (!mayOn(principal, "session.read", s)) throw denied("AUTH-AWfge", "No matching permissions found");
+      if (!mayOn(principal, sessionRules.read, s))
+        throw denied("AUTH-AWfge", "No matching permissions found");
       return s;
     },
 
     // Holders of session.read on the instance see every session; everyone else the sessions
     // they created and their own.
     list(principal: Principal, q: SessionListQuery) {
-      const visibleTo = holdsOnInstance(principal, "session.read") ? null : principal.userId;
+      const visibleTo = holdsOnInstance(principal, sessionRules.read) ? null : principal.userId;
       return deps.store.listSessions(instanceId, { ...q, visibleTo });
     },
 
@@ -255,12 +266,12 @@ export function sessionCommands(deps: AppDeps, instanceId: string, users: UserCo
       return transact(deps, instanceId, principal.userId, async (now) => {
         const s = await load(sessionId);
         if (!sessionExists(s)) {
-          if (presentedToken || holdsAnywhere(principal, "session.delete")) throw sessionMissing();
+          if (presentedToken || holdsAnywhere(principal, sessionRules.delete)) throw sessionMissing();
           throw denied("AUTH-AWfge", "No matching permissions found");
         }
         if (presentedToken) {
           if (!tokenMatches(presentedToken, s.tokenHash)) throw invalidToken();
-        } else if (s.userId !== principal.userId && !mayOn(principal, "session.delete", s)) {
+        } else if (s.userId !== principal.userId && !mayOn(principal, sessionRules.delete, s)) {
           throw denied("AUTH-AWfge", "No matching permissions found");
         }
         const events = terminateSession(s);

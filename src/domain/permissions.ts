@@ -13,7 +13,8 @@ export type Permission =
   | "session.write"
   | "session.delete"
   | "policy.read"
-  | "policy.write";
+  | "policy.write"
+  | "policy.delete";
 
 const table: Record<string, readonly Permission[]> = {
   IAM_OWNER: [
@@ -29,6 +30,7 @@ const table: Record<string, readonly Permission[]> = {
     "session.delete",
     "policy.read",
     "policy.write",
+    "policy.delete",
   ],
   IAM_ORG_MANAGER: [
     "user.read",
@@ -39,6 +41,7 @@ const table: Record<string, readonly Permission[]> = {
     "org.member.write",
     "policy.read",
     "policy.write",
+    "policy.delete",
   ],
   IAM_LOGIN_CLIENT: [
     "user.read",
@@ -63,6 +66,7 @@ const table: Record<string, readonly Permission[]> = {
     "session.delete",
     "policy.read",
     "policy.write",
+    "policy.delete",
   ],
   ORG_USER_MANAGER: ["user.read", "user.write", "user.delete"],
   ORG_OWNER_VIEWER: ["user.read", "policy.read"],
