@@ -8,6 +8,8 @@ import {
   createUserServiceClient,
 } from "@zitadel/client/v2";
 import { InternalPermissionService } from "@zitadel/proto/zitadel/internal_permission/v2beta/internal_permission_service_pb.js";
+import { ManagementService } from "@zitadel/proto/zitadel/management_pb.js";
+import { SettingsService } from "@zitadel/proto/zitadel/settings/v2/settings_service_pb.js";
 
 // The three RPC protocols a ZITADEL client may speak. gRPC goes through the official
 // @zitadel/client transport; gRPC-web and Connect through connect-node over HTTP/1.1.
@@ -35,6 +37,8 @@ export function clients(baseUrl: string, token: string, protocol: Protocol = "gr
     orgs: createOrganizationServiceClient(t),
     permissions: createClient(InternalPermissionService, t),
     sessions: createSessionServiceClient(t),
+    settings: createClient(SettingsService, t),
+    management: createClient(ManagementService, t),
     token,
   };
 }
