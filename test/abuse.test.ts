@@ -10,6 +10,15 @@ import { expectCode } from "./support/assertions.ts";
 import { clients, protocols, rest } from "./support/clients.ts";
 import { callerWith, humanUser } from "./support/fixtures.ts";
 import { eventLog } from "./support/hostile.ts";
+import {
+  clientPreface,
+  ErrorCode,
+  errorCodeOf,
+  FrameType,
+  getRequest,
+  rawConnect,
+  settingsAck,
+} from "./support/raw-h2.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
 
 // Slow and abusive clients. These limits live in the listener and the API guard, below any
@@ -119,6 +128,75 @@ describe("connection and stream caps", () => {
     assert.equal(settings.maxConcurrentStreams, 7);
     assert.equal(settings.maxHeaderListSize, 16384);
     session.close();
+  });
+
+  // node:http2, like any well-behaved client, holds back requests beyond the cap it was told;
+  // these are written frame by frame. Each request is left open (no END_STREAM) so that none is
+  // over before the last arrives, and all go in one write.
+  const cap = 7;
+  const streams = Array.from({ length: cap + 3 }, (_, i) => 1 + 2 * i);
+  const admitted = streams.slice(0, cap);
+  const excess = streams.slice(cap);
+  const burst = () => streams.map((id) => getRequest(id, "/debug/healthz", false));
+  // A response's first header is `:status: 200` as HPACK's static table entry 8.
+  const status200 = 0x88;
+
+  it("refuses HTTP/2 streams beyond its cap with REFUSED_STREAM, and serves the others", async () => {
+    const c = await rawConnect(portOf(server));
+    // Sent before the client acknowledges the server's SETTINGS.
+    c.write(Buffer.concat([clientPreface, ...burst()]));
+    for (const id of excess) {
+      const reset = await c.waitFor((f) => f.type === FrameType.rstStream && f.stream === id);
+      assert.equal(errorCodeOf(reset), ErrorCode.refusedStream, `stream ${id}`);
+    }
+    for (const id of admitted) {
+      const answer = await c.waitFor((f) => f.type === FrameType.headers && f.stream === id);
+      assert.equal(answer.payload[0], status200, `stream ${id}`);
+    }
+    // Once the admitted streams are over (answered, then reset because their requests never
+    // ended), the same connection serves a new one.
+    for (const id of admitted) await c.waitFor((f) => f.type === FrameType.rstStream && f.stream === id);
+    const next = (streams.at(-1) ?? 0) + 2;
+    c.write(getRequest(next, "/debug/healthz", true));
+    const answer = await c.waitFor((f) => f.type === FrameType.headers && f.stream === next);
+    assert.equal(answer.payload[0], status200);
+    assert.deepEqual(
+      c.frames.filter((f) => f.type === FrameType.headers && excess.includes(f.stream)),
+      [],
+      "a refused stream was answered",
+    );
+    assert.ok(!c.frames.some((f) => f.type === FrameType.goaway), "the connection was closed");
+    c.destroy();
+  });
+
+  it("closes the connection of a client that exceeds the cap it acknowledged, and serves others", async () => {
+    const c = await rawConnect(portOf(server));
+    c.write(clientPreface);
+    await c.waitFor((f) => f.type === FrameType.settings && f.flags === 0);
+    // The acknowledgement and the burst in one write: the server has taken the cap as agreed
+    // when the streams arrive. nghttp2 (inside node:http2) then treats the excess as an error of
+    // the whole connection, which RFC 9113 (5.1.2) allows it to refuse stream by stream instead.
+    c.write(Buffer.concat([settingsAck, ...burst()]));
+    const goaway = await c.waitFor((f) => f.type === FrameType.goaway);
+    assert.notEqual(errorCodeOf(goaway), 0, "GOAWAY with an error code");
+    assert.equal(goaway.payload.readUInt32BE(0) & 0x7fffffff, admitted.at(-1), "last stream processed");
+    await c.closed;
+    assert.deepEqual(
+      c.frames.filter((f) => f.type === FrameType.headers && excess.includes(f.stream)),
+      [],
+      "a stream beyond the cap was answered",
+    );
+    // Other connections are served as before, over HTTP/2 and HTTP/1.1.
+    const session = http2.connect(server.url);
+    const status = await new Promise<number>((resolve, reject) => {
+      const stream = session.request({ ":path": "/debug/healthz" });
+      stream.on("response", (h) => resolve(Number(h[":status"])));
+      stream.on("error", reject);
+      stream.end();
+    });
+    assert.equal(status, 200);
+    session.close();
+    assert.equal((await fetch(`${server.url}/debug/healthz`)).status, 200);
   });
 });
 
