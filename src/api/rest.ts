@@ -85,6 +85,13 @@ export function restRoutes(served: readonly ServedService[]) {
   }
   const literals = (r: Route) => r.segments.filter((s) => "literal" in s).length;
   routes.sort((a, b) => literals(b) - literals(a));
+  // Every call looks its route up: only routes of the path's length can match.
+  const byLength = new Map<number, Route[]>();
+  for (const route of routes) {
+    const same = byLength.get(route.segments.length) ?? [];
+    same.push(route);
+    byLength.set(route.segments.length, same);
+  }
 
   return {
     routes,
@@ -92,8 +99,7 @@ export function restRoutes(served: readonly ServedService[]) {
     match(verb: string, pathname: string): RestMatch | { allowed: string[] } | null {
       const parts = pathname.split("/").filter((s) => s !== "");
       const allowed = new Set<string>();
-      for (const route of routes) {
-        if (route.segments.length !== parts.length) continue;
+      for (const route of byLength.get(parts.length) ?? []) {
         const params = new Map<string, string>();
         const ok = route.segments.every((seg, i) => {
           const part = parts[i] ?? "";
