@@ -649,7 +649,7 @@ for (const kind of databaseKinds) {
       ]);
     });
 
-    it("finds tokens by hash until they are removed or their user is deleted", async () => {
+    it("finds tokens by hash, with their user and memberships, until removed or the user is deleted", async () => {
       const bot = await addUser(store, instanceId, org.id, machine("bot"));
       const tokens = [newToken(), newToken(), newToken()];
       const expiresAt = new Date(Date.parse("2031-02-03T04:05:06.789Z"));
@@ -667,27 +667,90 @@ for (const kind of databaseKinds) {
           }),
         ));
       }
-      assert.deepEqual(await store.findToken(instanceId, hashToken(tokens[0]!)), {
-        tokenId: ids[0],
-        userId: bot.id,
-        expiresAt: null,
+      assert.deepEqual(await store.findTokenHolder(instanceId, hashToken(tokens[0]!)), {
+        token: { tokenId: ids[0], userId: bot.id, expiresAt: null },
+        user: state,
+        memberships: [],
       });
-      assert.deepEqual(await store.findToken(instanceId, hashToken(tokens[1]!)), {
+      assert.deepEqual((await store.findTokenHolder(instanceId, hashToken(tokens[1]!)))?.token, {
         tokenId: ids[1],
         userId: bot.id,
         expiresAt: expiresAt.toISOString(),
       });
-      assert.equal(await store.findToken(newId(), hashToken(tokens[0]!)), null);
-      assert.equal(await store.findToken(instanceId, hashToken(newToken())), null);
+      assert.equal(await store.findTokenHolder(newId(), hashToken(tokens[0]!)), null);
+      assert.equal(await store.findTokenHolder(instanceId, hashToken(newToken())), null);
+
+      // Memberships come with the token, in the order membershipsOf gives them, and follow
+      // their changes at once: nothing about a token is remembered between two reads.
+      const orgA = await addOrg(store, instanceId, "Token A");
+      const orgB = await addOrg(store, instanceId, "Token B");
+      const intoA = resourcePlan(instanceId, orgA, (s) => resource.addMember(s, bot.id, ["ORG_OWNER"]));
+      await store.append(intoA.request);
+      await store.append(
+        resourcePlan(instanceId, orgB, (s) =>
+          resource.addMember(s, bot.id, ["ORG_USER_MANAGER", "ORG_OWNER_VIEWER"]),
+        ).request,
+      );
+      const held = await other.findTokenHolder(instanceId, hashToken(tokens[2]!));
+      assert.equal(held?.memberships.length, 2);
+      assert.deepEqual(held?.memberships, await other.membershipsOf(instanceId, bot.id));
+      assert.deepEqual(
+        sortMemberships(held?.memberships ?? []),
+        sortMemberships([
+          { scope: { kind: "org", orgId: orgA.id }, roles: ["ORG_OWNER"] },
+          { scope: { kind: "org", orgId: orgB.id }, roles: ["ORG_USER_MANAGER", "ORG_OWNER_VIEWER"] },
+        ]),
+      );
+      await store.append(
+        resourcePlan(instanceId, intoA.after, (s) => resource.removeMember(s, bot.id)).request,
+      );
+      assert.deepEqual((await other.findTokenHolder(instanceId, hashToken(tokens[2]!)))?.memberships, [
+        { scope: { kind: "org", orgId: orgB.id }, roles: ["ORG_USER_MANAGER", "ORG_OWNER_VIEWER"] },
+      ]);
 
       ({ after: state } = await changeUser(store, instanceId, state, (s) =>
         user.removePersonalAccessToken(s, ids[0]!),
       ));
-      assert.equal(await store.findToken(instanceId, hashToken(tokens[0]!)), null);
-      assert.ok(await store.findToken(instanceId, hashToken(tokens[2]!)));
+      assert.equal(await other.findTokenHolder(instanceId, hashToken(tokens[0]!)), null);
+      assert.deepEqual((await other.findTokenHolder(instanceId, hashToken(tokens[2]!)))?.user, state);
 
       await changeUser(store, instanceId, state, user.removeUser);
-      for (const token of tokens) assert.equal(await store.findToken(instanceId, hashToken(token)), null);
+      for (const token of tokens)
+        assert.equal(await other.findTokenHolder(instanceId, hashToken(token)), null);
+    });
+
+    it("loads a user's row with the events written after it, or every event without a row", async () => {
+      const plan = newUserPlan(instanceId, org.id, human(`tail-${newId()}`));
+      await store.append(plan.request);
+      assert.deepEqual(await other.loadUser(instanceId, plan.after.id), { snapshot: plan.after, tail: [] });
+
+      // Events appended without moving the row (as a node that crashed before projecting would
+      // leave them) come back as the tail, in order, exactly as loadEvents reads them.
+      const ref: AggregateRef = { type: "user", id: plan.after.id };
+      const more = user.addOtpSms(plan.after).events;
+      const tail = await store.append({
+        instanceId,
+        creator: "creator",
+        createdAt: tick(),
+        writes: [{ ref, owner: org.id, expectedSequence: plan.after.sequence, events: more }],
+        readModel: [],
+      });
+      assert.ok(tail.length > 0);
+      const loaded = await other.loadUser(instanceId, plan.after.id);
+      assert.deepEqual(loaded, { snapshot: plan.after, tail });
+      assert.deepEqual(loaded.tail, await other.loadEvents(instanceId, ref, plan.after.sequence));
+      assert.ok(loaded.tail.every((e) => e.createdAt instanceof Date));
+
+      // Events without a row: all of them are the tail.
+      const unprojected = newUserPlan(instanceId, org.id, human(`bare-${newId()}`));
+      const written = await store.append({ ...unprojected.request, readModel: [] });
+      assert.deepEqual(await other.loadUser(instanceId, unprojected.after.id), {
+        snapshot: null,
+        tail: written,
+      });
+
+      assert.deepEqual(await store.loadUser(instanceId, newId()), { snapshot: null, tail: [] });
+      assert.deepEqual(await store.loadUser(newId(), plan.after.id), { snapshot: null, tail: [] });
     });
 
     it("tracks memberships through additions, removals and user deletion", async () => {
@@ -1357,6 +1420,35 @@ for (const kind of databaseKinds) {
       }
       const claimed = await claimAt(store, own, new Date(at.getTime() + 1));
       assert.equal(claimed.length, 3);
+    });
+
+    it("counts the messages of one append against each other", async () => {
+      const own = newId();
+      const quota: SendQuota = { key: `sms:user:${newId()}`, limit: 2, windowMs: 3600_000 };
+      const at = new Date(clock);
+      const three = withOutbox(
+        own,
+        org.id,
+        "limit-one-append",
+        at,
+        { quotas: [quota] },
+        { quotas: [quota] },
+        {
+          quotas: [quota],
+        },
+      );
+      const refused = await rejectsWith(store.append(three.request), QuotaExceeded);
+      assert.equal(refused.key, quota.key);
+      assert.equal(await store.getUser(own, three.after.id), null);
+      assert.deepEqual(await store.outboxOf(own, three.after.id), []);
+
+      const two = withOutbox(own, org.id, "limit-one-append-2", at, { quotas: [quota] }, { quotas: [quota] });
+      await store.append(two.request);
+      assert.equal((await other.outboxOf(own, two.after.id)).length, 2);
+      await rejectsWith(
+        store.append(withOutbox(own, org.id, "limit-one-append-3", at, { quotas: [quota] }).request),
+        QuotaExceeded,
+      );
     });
 
     it("refuses over any one limit, hinting when the oldest counted message leaves the window", async () => {

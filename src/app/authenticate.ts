@@ -26,17 +26,16 @@ export async function authenticate(
     : fromSession(deps, instanceId, sessionId, token);
 }
 
+// Every call is checked against the database as it is now (nothing is cached), so a removed
+// token or user stops working at once on every node; one read answers it.
 async function fromPersonalAccessToken(deps: AppDeps, instanceId: string, token: string): Promise<Principal> {
-  const found = await deps.store.findToken(instanceId, hashToken(token));
+  const found = await deps.store.findTokenHolder(instanceId, hashToken(token));
   if (!found) throw invalidToken();
-  if (found.expiresAt && new Date(found.expiresAt) <= deps.clock.now()) throw invalidToken();
-  const user = await deps.store.getUser(instanceId, found.userId);
+  const { expiresAt } = found.token;
+  if (expiresAt && new Date(expiresAt) <= deps.clock.now()) throw invalidToken();
+  const user = found.user;
   if (!user || !userExists(user)) throw invalidToken();
-  return {
-    userId: user.id,
-    orgId: user.orgId,
-    memberships: await deps.store.membershipsOf(instanceId, user.id),
-  };
+  return { userId: user.id, orgId: user.orgId, memberships: found.memberships };
 }
 
 // A terminated session has left the read model; an expired one, one whose user is locked or

@@ -173,6 +173,22 @@ export interface TokenRow {
   readonly expiresAt: string | null;
 }
 
+// A personal access token with what authenticating it needs, read in one go and as of one
+// moment: a call costs one trip to the database to find out who makes it.
+export interface TokenHolder {
+  readonly token: TokenRow;
+  // null when the token's user has no row (it was never projected).
+  readonly user: UserState | null;
+  readonly memberships: Membership[];
+}
+
+// A user's read-model row, which is its snapshot, and the events written after it.
+export interface UserWithTail {
+  readonly snapshot: UserState | null;
+  // Events of the user above the snapshot's sequence (all of them without a snapshot), in order.
+  readonly tail: RecordedEvent[];
+}
+
 export interface OrgRow {
   readonly id: string;
   readonly name: string;
@@ -337,10 +353,12 @@ export interface Store {
 
   getInstance(): Promise<InstanceRow | null>;
   getUser(instanceId: string, userId: string): Promise<UserState | null>;
+  // getUser and loadEvents after its sequence, as one read.
+  loadUser(instanceId: string, userId: string): Promise<UserWithTail>;
   // Users that are not deleted and match the search.
   searchUsers(instanceId: string, search: UserSearch): Promise<UserPage>;
   getOrg(instanceId: string, orgId: string): Promise<OrgRow | null>;
-  findToken(instanceId: string, tokenHash: string): Promise<TokenRow | null>;
+  findTokenHolder(instanceId: string, tokenHash: string): Promise<TokenHolder | null>;
   membershipsOf(instanceId: string, userId: string): Promise<Membership[]>;
   // Runs `read` on a consistent, read-only view; the view is not to be used after it returns.
   snapshot<T>(instanceId: string, read: (view: Snapshot) => Promise<T>): Promise<T>;

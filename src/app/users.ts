@@ -85,9 +85,9 @@ export function userCommands(deps: AppDeps, instanceId: string) {
 
   // The read model row is the snapshot; events written after it (none, normally) are folded on.
   async function load(userId: string): Promise<UserState> {
-    const snapshot = (await deps.store.getUser(instanceId, userId)) ?? emptyUser(userId);
-    const tail = await deps.store.loadEvents(instanceId, ref(userId), snapshot.sequence);
-    return tail.length > 0 ? foldUser(snapshot, tail) : snapshot;
+    const { snapshot, tail } = await deps.store.loadUser(instanceId, userId);
+    const state = snapshot ?? emptyUser(userId);
+    return tail.length > 0 ? foldUser(state, tail) : state;
   }
 
   // Load, authorize, decide, append (with the SMS the events call for); again on a lost race.

@@ -21,10 +21,11 @@ import {
   type StoredToken,
   type StoredUser,
   StoreUnavailable,
-  type TokenRow,
+  type TokenHolder,
   UniqueViolation,
   type UserPage,
   type UserSearch,
+  type UserWithTail,
 } from "../../app/ports.ts";
 import type { AggregateRef, AggregateType, RecordedEvent } from "../../domain/events.ts";
 import type { Membership } from "../../domain/permissions.ts";
@@ -64,6 +65,11 @@ interface EventRow {
 
 const eventColumns =
   "position, aggregate_type, aggregate_id, sequence, event_type, payload, creator, owner, created_at";
+
+const membership = (kind: string, scopeId: string, roles: string[]): Membership => ({
+  scope: kind === "instance" ? { kind: "instance" } : { kind: "org", orgId: scopeId },
+  roles,
+});
 
 const toEvent = (r: EventRow): RecordedEvent => ({
   aggregateType: r.aggregate_type as AggregateType,
@@ -111,21 +117,44 @@ function translate(err: unknown): unknown {
   return new StoreUnavailable("PostgreSQL is unreachable", { cause: err });
 }
 
+// A statement of fixed text that runs often gets a name: each pooled connection then has
+// PostgreSQL parse and plan it once, and from then on only binds and executes it.
+interface Prepared {
+  readonly name: string;
+  readonly text: string;
+}
+
+function prepared<K extends string>(prefix: string, texts: Record<K, string>): Record<K, Prepared> {
+  const out: Partial<Record<K, Prepared>> = {};
+  for (const key of Object.keys(texts) as K[]) out[key] = { name: `lk_${prefix}_${key}`, text: texts[key] };
+  return out as Record<K, Prepared>;
+}
+
 interface Statement {
+  // Absent: parsed afresh each time (unnamed).
+  readonly name?: string;
   readonly text: string;
   readonly values: readonly (string | null)[];
 }
 
+const bound = (p: Prepared, values: readonly (string | null)[]): Statement => ({ ...p, values });
+
+// What pg's connection remembers of the statements it has named (pg's own queries read it too).
+const namedOn = (connection: pg.Connection): Record<string, string> =>
+  (connection as unknown as { parsedStatements: Record<string, string> }).parsedStatements;
+
 // Several statements in one round trip: Parse/Bind/Execute for each, then a single Sync. Up to
 // that Sync the server runs them in one implicit transaction, committed at the Sync; at the first
-// error it skips the rest and rolls all of them back. pg's own Query would add a Sync (and a
-// round trip) per statement, so this speaks the extended protocol itself through pg's
-// Submittable hook. Rows come back as the server's text, one array per statement.
+// error it skips the rest and rolls all of them back (after a BEGIN among them, the transaction
+// stays open, aborted, until a ROLLBACK). pg's own Query would add a Sync (and a round trip) per
+// statement, so this speaks the extended protocol itself through pg's Submittable hook. Rows come
+// back as the server's text, one array per statement.
 class Pipeline {
   readonly done: Promise<(string | null)[][][]>;
   private readonly results: (string | null)[][][] = [];
   private rows: (string | null)[][] = [];
   private settle: { resolve: (r: (string | null)[][][]) => void; reject: (e: unknown) => void } | null = null;
+  private detach: (() => void) | null = null;
 
   constructor(private readonly statements: readonly Statement[]) {
     this.done = new Promise((resolve, reject) => {
@@ -134,18 +163,42 @@ class Pipeline {
   }
 
   submit(connection: pg.Connection): void {
+    const named = namedOn(connection);
+    const parsing = new Set<string>();
+    const parses: (Prepared | null)[] = [];
     // One write for the whole pipeline. The `true` arguments satisfy @types/pg; pg 8 ignores them.
     connection.stream.cork();
     try {
       for (const s of this.statements) {
-        connection.parse({ name: "", text: s.text, types: [] }, true);
-        connection.bind({ portal: "", statement: "", values: [...s.values] }, true);
+        const name = s.name ?? "";
+        if (name === "" || (named[name] === undefined && !parsing.has(name))) {
+          connection.parse({ name, text: s.text, types: [] }, true);
+          parses.push(name === "" ? null : { name, text: s.text });
+          if (name !== "") parsing.add(name);
+        }
+        connection.bind({ portal: "", statement: name, values: [...s.values] }, true);
         connection.execute({ portal: "" }, true);
       }
       connection.sync();
     } finally {
       connection.stream.uncork();
     }
+    // A name is remembered once the server confirms its Parse (they are confirmed in order), so
+    // an error part way, after which the server parses nothing more, cannot leave a name
+    // remembered that was never created.
+    if (parsing.size > 0) {
+      const onParsed = () => {
+        const p = parses.shift();
+        if (p) named[p.name] = p.text;
+      };
+      connection.on("parseComplete", onParsed);
+      this.detach = () => connection.off("parseComplete", onParsed);
+    }
+  }
+
+  private finish(): void {
+    this.detach?.();
+    this.detach = null;
   }
 
   // Neither comes (no Describe is sent, no statement is empty); they are here so that an
@@ -162,10 +215,12 @@ class Pipeline {
     this.rows = [];
   }
   handleError(err: unknown): void {
+    this.finish();
     this.settle?.reject(err);
     this.settle = null;
   }
   handleReadyForQuery(): void {
+    this.finish();
     this.settle?.resolve(this.results);
     this.settle = null;
   }
@@ -173,14 +228,17 @@ class Pipeline {
 
 // The rows are ordered by their place in the request so that positions follow the order of the
 // writes; RETURNING carries the key because its row order is not something PostgreSQL promises.
-const insertEvents = `
+const insertEvents: Prepared = {
+  name: "lk_insert_events",
+  text: `
   INSERT INTO events (instance_id, aggregate_type, aggregate_id, sequence, event_type, payload, creator, owner, created_at)
   SELECT $1::text, e.aggregate_type, e.aggregate_id, e.sequence, e.event_type, e.payload, $2::text, e.owner, $3::timestamptz
   FROM ROWS FROM (jsonb_to_recordset($4::jsonb)
          AS (aggregate_type text, aggregate_id text, sequence bigint, event_type text, payload jsonb, owner text))
        WITH ORDINALITY AS e(aggregate_type, aggregate_id, sequence, event_type, payload, owner, n)
   ORDER BY e.n
-  RETURNING position, aggregate_type, aggregate_id, sequence`;
+  RETURNING position, aggregate_type, aggregate_id, sequence`,
+};
 
 interface OutboxDbRow {
   seq: string;
@@ -216,7 +274,7 @@ const toOutboxRow = (r: OutboxDbRow): OutboxRow => ({
   hasText: r.sealed_text !== null,
 });
 
-const outbox = {
+const outbox = prepared("outbox", {
   // Serializes the counting of one limit key across nodes until the transaction ends.
   lock: "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
   quotaUses: `SELECT used_at FROM sms_quota_use WHERE instance_id = $1 AND key = $2 AND used_at > $3
@@ -225,9 +283,11 @@ const outbox = {
   enqueue: `INSERT INTO sms_outbox (instance_id, id, user_id, type, recipient, language, sealed_text, created_at,
       expires_at, status, attempts, next_attempt_at)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', 0, $8)`,
+  // A row comes back when the claim still held.
   settle: `UPDATE sms_outbox SET status = $1, sealed_text = NULL, settled_at = $2, note = $3,
       provider_message_id = $4, claim = NULL
-    WHERE instance_id = $5 AND id = $6 AND claim = $7 AND status = 'sending'`,
+    WHERE instance_id = $5 AND id = $6 AND claim = $7 AND status = 'sending'
+    RETURNING id`,
   // SKIP LOCKED: nodes claiming at the same moment each get other rows, never the same one.
   claim: `WITH due AS (
       SELECT seq, status AS was FROM sms_outbox
@@ -245,60 +305,109 @@ const outbox = {
   pruneSettled:
     "DELETE FROM sms_outbox WHERE instance_id = $1 AND settled_at IS NOT NULL AND settled_at < $2",
   pruneQuota: "DELETE FROM sms_quota_use WHERE instance_id = $1 AND used_at < $2",
-};
+});
 
-// The outbox part of an append, inside its explicit transaction. Limits are counted under
-// advisory locks taken in one order (no deadlock between two appends); READ COMMITTED gives
-// each count a fresh snapshot, so it sees what the previous holder of the lock committed.
-async function applyOutbox(c: pg.ClientBase, req: AppendRequest, changes: readonly OutboxChange[]) {
+const iso = (d: Date | null) => (d === null ? null : d.toISOString());
+// Pipelines hand back the server's text; this is how pg itself reads a timestamptz.
+const parseTimestamp: (text: string) => Date = pg.types.getTypeParser(pg.types.builtins.TIMESTAMPTZ);
+
+type Enqueue = Extract<OutboxChange, { kind: "enqueue" }>;
+type Settle = Extract<OutboxChange, { kind: "settle" }>;
+
+const enqueueStatement = (req: AppendRequest, m: Enqueue["message"]): Statement =>
+  bound(outbox.enqueue, [
+    req.instanceId,
+    m.id,
+    m.userId,
+    m.type,
+    m.to,
+    m.language,
+    m.sealedText,
+    req.createdAt.toISOString(),
+    iso(m.expiresAt),
+  ]);
+
+const settleStatement = (req: AppendRequest, ch: Settle): Statement =>
+  bound(outbox.settle, [
+    ch.status,
+    req.createdAt.toISOString(),
+    ch.note,
+    ch.providerMessageId,
+    req.instanceId,
+    ch.id,
+    ch.claim,
+  ]);
+
+// An append whose outbox part can refuse it (a sending limit reached, a claim lost) in an
+// explicit transaction of two round trips: the first takes the limits' advisory locks (in one
+// order, so two appends cannot deadlock), counts each limit, writes the events and read models
+// and settles; the second, once nothing refused, records the uses and the messages and commits.
+// READ COMMITTED gives each count a fresh snapshot taken after its lock, so it sees what the
+// previous holder of the lock committed. Answers the rows of `head`'s first statement.
+async function appendChecked(
+  c: pg.ClientBase,
+  req: AppendRequest,
+  head: readonly Statement[],
+  changes: readonly OutboxChange[],
+): Promise<(string | null)[][]> {
   const at = req.createdAt;
-  const keys = [
-    ...new Set(changes.flatMap((ch) => (ch.kind === "enqueue" ? ch.quotas.map((q) => q.key) : []))),
+  const enqueues = changes.filter((ch): ch is Enqueue => ch.kind === "enqueue");
+  const settles = changes.filter((ch): ch is Settle => ch.kind === "settle");
+  const keys = [...new Set(enqueues.flatMap((ch) => ch.quotas.map((q) => q.key)))].sort();
+  const counts = enqueues.flatMap((ch) =>
+    ch.quotas.map((q) =>
+      bound(outbox.quotaUses, [req.instanceId, q.key, new Date(at.getTime() - q.windowMs).toISOString()]),
+    ),
+  );
+  const first: Statement[] = [
+    { text: "BEGIN", values: [] },
+    ...keys.map((key) => bound(outbox.lock, [`${req.instanceId}/${key}`])),
+    ...counts,
+    ...head,
+    ...settles.map((ch) => settleStatement(req, ch)),
   ];
-  for (const key of keys.sort()) await c.query(outbox.lock, [`${req.instanceId}/${key}`]);
-  for (const ch of changes) {
-    if (ch.kind === "settle") {
-      const r = await c.query(outbox.settle, [
-        ch.status,
-        at,
-        ch.note,
-        ch.providerMessageId,
-        req.instanceId,
-        ch.id,
-        ch.claim,
-      ]);
-      if (r.rowCount === 0) throw new OutboxClaimLost(`outbox message ${ch.id} is no longer claimed`);
-      continue;
+  try {
+    const results = await c.query(new Pipeline(first)).done;
+    const after = (i: number) => results[i] ?? [];
+    const countsFrom = 1 + keys.length;
+    const headFrom = countsFrom + counts.length;
+    const settlesFrom = headFrom + head.length;
+    for (const [i, ch] of settles.entries())
+      if (after(settlesFrom + i).length === 0)
+        throw new OutboxClaimLost(`outbox message ${ch.id} is no longer claimed`);
+    // Each message counts against its limits the uses of the messages before it in this append.
+    const usedHere = new Map<string, Date[]>();
+    let n = countsFrom;
+    for (const ch of enqueues) {
+      let refusal: QuotaExceeded | null = null;
+      for (const quota of ch.quotas) {
+        const uses = after(n++).map(([usedAt]) => parseTimestamp(usedAt ?? ""));
+        const all = [...uses, ...(usedHere.get(quota.key) ?? [])].sort((x, y) => x.getTime() - y.getTime());
+        const exceeded = quotaRefusal(quota, all, at);
+        if (exceeded && (!refusal || exceeded.retryAfterMs > refusal.retryAfterMs)) refusal = exceeded;
+      }
+      if (refusal) throw refusal;
+      for (const quota of ch.quotas) usedHere.set(quota.key, [...(usedHere.get(quota.key) ?? []), at]);
     }
-    let refusal: QuotaExceeded | null = null;
-    for (const quota of ch.quotas) {
-      const since = new Date(at.getTime() - quota.windowMs);
-      const { rows } = await c.query<{ used_at: Date }>(outbox.quotaUses, [req.instanceId, quota.key, since]);
-      const exceeded = quotaRefusal(
-        quota,
-        rows.map((r) => r.used_at),
-        at,
-      );
-      if (exceeded && (!refusal || exceeded.retryAfterMs > refusal.retryAfterMs)) refusal = exceeded;
-    }
-    if (refusal) throw refusal;
-    const m = ch.message;
-    for (const quota of ch.quotas) await c.query(outbox.useQuota, [req.instanceId, quota.key, at, m.id]);
-    await c.query(outbox.enqueue, [
-      req.instanceId,
-      m.id,
-      m.userId,
-      m.type,
-      m.to,
-      m.language,
-      m.sealedText,
-      at,
-      m.expiresAt,
-    ]);
+    await c.query(
+      new Pipeline([
+        ...enqueues.flatMap((ch) =>
+          ch.quotas.map((q) =>
+            bound(outbox.useQuota, [req.instanceId, q.key, at.toISOString(), ch.message.id]),
+          ),
+        ),
+        ...enqueues.map((ch) => enqueueStatement(req, ch.message)),
+        { text: "COMMIT", values: [] },
+      ]),
+    ).done;
+    return after(headFrom);
+  } catch (err) {
+    await c.query("ROLLBACK").catch(() => {});
+    throw err;
   }
 }
 
-const sql = {
+const sql = prepared("sql", {
   putUser: `INSERT INTO users (instance_id, id, org_id, username, deleted, sequence, state, ${searchColumnNames})
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
     ON CONFLICT (instance_id, id) DO UPDATE SET org_id = excluded.org_id, username = excluded.username,
@@ -335,7 +444,21 @@ const sql = {
   instance: "SELECT id, name, default_org_id FROM instances",
   user: "SELECT state FROM users WHERE instance_id = $1 AND id = $2",
   org: "SELECT id, name FROM orgs WHERE instance_id = $1 AND id = $2",
-  token: "SELECT token_id, user_id, expires_at FROM tokens WHERE instance_id = $1 AND token_hash = $2",
+  // A token, its user's row and the user's memberships (as [kind, scope, roles], ordered as
+  // `members`), from one snapshot.
+  tokenHolder: `SELECT t.token_id, t.user_id, t.expires_at, u.state,
+      (SELECT coalesce(json_agg(json_build_array(m.scope_kind, m.scope_id, m.roles) ORDER BY m.scope_id), '[]')
+        FROM members m WHERE m.instance_id = t.instance_id AND m.user_id = t.user_id) AS members
+    FROM tokens t LEFT JOIN users u ON u.instance_id = t.instance_id AND u.id = t.user_id
+    WHERE t.instance_id = $1 AND t.token_hash = $2`,
+  // A user's row and the events above its sequence: one row per event, or a single row without
+  // one (state null when there is no row either).
+  userWithTail: `SELECT u.state, ${eventColumns.replace(/(\w+)/g, "e.$1")}
+    FROM (SELECT 1) AS one
+    LEFT JOIN users u ON u.instance_id = $1 AND u.id = $2
+    LEFT JOIN events e ON e.instance_id = $1 AND e.aggregate_type = 'user' AND e.aggregate_id = $2
+      AND e.sequence > coalesce(u.sequence, 0)
+    ORDER BY e.sequence`,
   members:
     "SELECT scope_kind, scope_id, roles FROM members WHERE instance_id = $1 AND user_id = $2 ORDER BY scope_id",
   // A snapshot: in a repeatable-read transaction, the first query fixes what every later one sees.
@@ -349,13 +472,13 @@ const sql = {
   allOrgs: "SELECT id, name, sequence FROM orgs WHERE instance_id = $1 ORDER BY id",
   allSessions:
     "SELECT id, user_id, creator, created_at, state FROM sessions WHERE instance_id = $1 ORDER BY id",
-};
+});
 
 function changeStatement(instanceId: string, c: ReadModelChange): Statement {
   switch (c.kind) {
     case "user.put":
       return {
-        text: sql.putUser,
+        ...sql.putUser,
         values: [
           instanceId,
           c.user.id,
@@ -368,30 +491,30 @@ function changeStatement(instanceId: string, c: ReadModelChange): Statement {
         ],
       };
     case "token.put":
-      return { text: sql.putToken, values: [instanceId, c.tokenId, c.tokenHash, c.userId, c.expiresAt] };
+      return { ...sql.putToken, values: [instanceId, c.tokenId, c.tokenHash, c.userId, c.expiresAt] };
     case "token.delete":
-      return { text: sql.deleteToken, values: [instanceId, c.tokenId] };
+      return { ...sql.deleteToken, values: [instanceId, c.tokenId] };
     case "token.deleteOfUser":
-      return { text: sql.deleteTokensOfUser, values: [instanceId, c.userId] };
+      return { ...sql.deleteTokensOfUser, values: [instanceId, c.userId] };
     case "member.put": {
       const s = c.membership.scope;
       const scopeId = s.kind === "instance" ? instanceId : s.orgId;
       return {
-        text: sql.putMember,
+        ...sql.putMember,
         values: [instanceId, c.userId, s.kind, scopeId, JSON.stringify(c.membership.roles)],
       };
     }
     case "member.delete":
-      return { text: sql.deleteMember, values: [instanceId, c.userId, c.scopeId] };
+      return { ...sql.deleteMember, values: [instanceId, c.userId, c.scopeId] };
     case "member.deleteOfUser":
-      return { text: sql.deleteMembersOfUser, values: [instanceId, c.userId] };
+      return { ...sql.deleteMembersOfUser, values: [instanceId, c.userId] };
     case "org.put":
-      return { text: sql.putOrg, values: [instanceId, c.id, c.name, String(c.sequence)] };
+      return { ...sql.putOrg, values: [instanceId, c.id, c.name, String(c.sequence)] };
     case "instance.put":
-      return { text: sql.putInstance, values: [c.id, c.name, c.defaultOrgId] };
+      return { ...sql.putInstance, values: [c.id, c.name, c.defaultOrgId] };
     case "session.put":
       return {
-        text: sql.putSession,
+        ...sql.putSession,
         values: [
           instanceId,
           c.session.id,
@@ -402,11 +525,16 @@ function changeStatement(instanceId: string, c: ReadModelChange): Statement {
         ],
       };
     case "session.delete":
-      return { text: sql.deleteSession, values: [instanceId, c.sessionId] };
+      return { ...sql.deleteSession, values: [instanceId, c.sessionId] };
   }
 }
 
-type Rows = <R extends pg.QueryResultRow>(text: string, values: unknown[]) => Promise<R[]>;
+type Rows = <R extends pg.QueryResultRow>(statement: string | Prepared, values: unknown[]) => Promise<R[]>;
+
+// pg's query config for a statement, named or not. A fresh object each time: pg writes the
+// values into the config it is given.
+const config = (statement: string | Prepared, values: unknown[]): pg.QueryConfig =>
+  typeof statement === "string" ? { text: statement, values } : { ...statement, values };
 
 function snapshotOn(instanceId: string, rows: Rows): Snapshot {
   return {
@@ -626,8 +754,10 @@ export async function openPostgresStore(
     }
   }
 
-  const select = async <R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<R[]> =>
-    (await withClient((c) => c.query<R>(text, values))).rows;
+  const select = async <R extends pg.QueryResultRow>(
+    statement: string | Prepared,
+    values: unknown[],
+  ): Promise<R[]> => (await withClient((c) => c.query<R>(config(statement, values)))).rows;
 
   return {
     dialect: "postgres",
@@ -647,29 +777,25 @@ export async function openPostgresStore(
       );
       const statements: Statement[] = [
         {
-          text: insertEvents,
+          ...insertEvents,
           values: [req.instanceId, req.creator, req.createdAt.toISOString(), JSON.stringify(rows)],
         },
         ...req.readModel.map((c) => changeStatement(req.instanceId, c)),
       ];
       const changes = req.outbox ?? [];
-      // Without outbox changes the pipeline is the whole transaction; with them, an explicit
-      // one, because a limit or a lost claim must be able to refuse the append.
-      const results = await withClient(async (c) => {
-        if (changes.length === 0) return c.query(new Pipeline(statements)).done;
-        await c.query("BEGIN");
-        try {
-          const done = await c.query(new Pipeline(statements)).done;
-          await applyOutbox(c, req, changes);
-          await c.query("COMMIT");
-          return done;
-        } catch (err) {
-          await c.query("ROLLBACK").catch(() => {});
-          throw err;
-        }
+      // Nothing but the database itself can refuse an append that counts no sending limit and
+      // settles no claim: the whole of it is one pipeline, one round trip, committed at its Sync.
+      const checked = changes.some((ch) => ch.kind === "settle" || ch.quotas.length > 0);
+      const inserted = await withClient(async (c) => {
+        if (checked) return appendChecked(c, req, statements, changes);
+        const enqueues = changes.flatMap((ch) =>
+          ch.kind === "enqueue" ? [enqueueStatement(req, ch.message)] : [],
+        );
+        const results = await c.query(new Pipeline([...statements, ...enqueues])).done;
+        return results[0] ?? [];
       });
       const positions = new Map<string, number>();
-      for (const [position, type, id, sequence] of results[0] ?? [])
+      for (const [position, type, id, sequence] of inserted)
         positions.set(JSON.stringify([type, id, Number(sequence)]), Number(position));
       return req.writes.flatMap((w) =>
         w.events.map((e, i): RecordedEvent => {
@@ -703,6 +829,17 @@ export async function openPostgresStore(
       const [r] = await select<{ state: UserState }>(sql.user, [instanceId, userId]);
       return r ? upgradeUser(r.state) : null;
     },
+    async loadUser(instanceId: string, userId: string): Promise<UserWithTail> {
+      const rows = await select<{ state: UserState | null } & { [K in keyof EventRow]: EventRow[K] | null }>(
+        sql.userWithTail,
+        [instanceId, userId],
+      );
+      const state = rows[0]?.state ?? null;
+      return {
+        snapshot: state ? upgradeUser(state) : null,
+        tail: rows.flatMap((r) => (r.position === null ? [] : [toEvent(r as EventRow)])),
+      };
+    },
     async searchUsers(instanceId: string, search: UserSearch): Promise<UserPage> {
       const { count, page } = userSearchStatements(instanceId, search, "postgres");
       // One snapshot for both, so that the total and the page agree.
@@ -723,22 +860,27 @@ export async function openPostgresStore(
       const [r] = await select<{ id: string; name: string }>(sql.org, [instanceId, orgId]);
       return r ? { id: r.id, name: r.name } : null;
     },
-    async findToken(instanceId: string, tokenHash: string): Promise<TokenRow | null> {
-      const [r] = await select<{ token_id: string; user_id: string; expires_at: string | null }>(sql.token, [
-        instanceId,
-        tokenHash,
-      ]);
-      return r ? { tokenId: r.token_id, userId: r.user_id, expiresAt: r.expires_at } : null;
+    async findTokenHolder(instanceId: string, tokenHash: string): Promise<TokenHolder | null> {
+      const [r] = await select<{
+        token_id: string;
+        user_id: string;
+        expires_at: string | null;
+        state: UserState | null;
+        members: [string, string, string[]][];
+      }>(sql.tokenHolder, [instanceId, tokenHash]);
+      if (!r) return null;
+      return {
+        token: { tokenId: r.token_id, userId: r.user_id, expiresAt: r.expires_at },
+        user: r.state ? upgradeUser(r.state) : null,
+        memberships: r.members.map(([kind, scopeId, roles]) => membership(kind, scopeId, roles)),
+      };
     },
     async membershipsOf(instanceId: string, userId: string): Promise<Membership[]> {
       const rows = await select<{ scope_kind: string; scope_id: string; roles: string[] }>(sql.members, [
         instanceId,
         userId,
       ]);
-      return rows.map((r) => ({
-        scope: r.scope_kind === "instance" ? { kind: "instance" } : { kind: "org", orgId: r.scope_id },
-        roles: r.roles,
-      }));
+      return rows.map((r) => membership(r.scope_kind, r.scope_id, r.roles));
     },
     async claimOutbox(instanceId, options) {
       const rows = await select<OutboxDbRow & { was: string }>(outbox.claim, [
@@ -768,7 +910,9 @@ export async function openPostgresStore(
       );
     },
     async retryOutbox(instanceId, id, claim, nextAttemptAt, note) {
-      const r = await withClient((c) => c.query(outbox.retry, [nextAttemptAt, note, instanceId, id, claim]));
+      const r = await withClient((c) =>
+        c.query(config(outbox.retry, [nextAttemptAt, note, instanceId, id, claim])),
+      );
       return (r.rowCount ?? 0) > 0;
     },
     async outboxOf(instanceId, userId) {
@@ -776,17 +920,17 @@ export async function openPostgresStore(
     },
     async pruneOutbox(instanceId, settledBefore, countedBefore) {
       await withClient(async (c) => {
-        await c.query(outbox.pruneSettled, [instanceId, settledBefore]);
-        await c.query(outbox.pruneQuota, [instanceId, countedBefore]);
+        await c.query(config(outbox.pruneSettled, [instanceId, settledBefore]));
+        await c.query(config(outbox.pruneQuota, [instanceId, countedBefore]));
       });
     },
     async snapshot<T>(instanceId: string, read: (view: Snapshot) => Promise<T>): Promise<T> {
       const client = await checkout();
       // Each statement is bounded on its own: the whole read may rightly outlast one timeout.
       let failure: unknown;
-      const rows = async <R extends pg.QueryResultRow>(text: string, values: unknown[]) => {
+      const rows = async <R extends pg.QueryResultRow>(statement: string | Prepared, values: unknown[]) => {
         try {
-          return (await answered(client.query<R>(text, values))).rows;
+          return (await answered(client.query<R>(config(statement, values)))).rows;
         } catch (err) {
           failure ??= err;
           throw err;

@@ -21,10 +21,11 @@ import {
   type StoredSession,
   type StoredToken,
   type StoredUser,
-  type TokenRow,
+  type TokenHolder,
   UniqueViolation,
   type UserPage,
   type UserSearch,
+  type UserWithTail,
 } from "../../app/ports.ts";
 import type { AggregateRef, AggregateType, RecordedEvent } from "../../domain/events.ts";
 import type { Membership } from "../../domain/permissions.ts";
@@ -518,6 +519,40 @@ export function openSqliteStore(path: string, options: { migrate?: boolean } = {
 
   const grouped = groupCommit(db);
 
+  const userOf = (instanceId: string, userId: string): UserState | null => {
+    const r = q.user.get(instanceId, userId) as { state: string } | undefined;
+    return r ? upgradeUser(JSON.parse(r.state) as UserState) : null;
+  };
+  const membershipsOfUser = (instanceId: string, userId: string): Membership[] => {
+    const rows = q.members.all(instanceId, userId) as {
+      scope_kind: string;
+      scope_id: string;
+      roles: string;
+    }[];
+    return rows.map((r) => ({
+      scope: r.scope_kind === "instance" ? { kind: "instance" } : { kind: "org", orgId: r.scope_id },
+      roles: JSON.parse(r.roles) as string[],
+    }));
+  };
+  // Reads that go together, in one read transaction: they see the same moment even when another
+  // process writes to the file in between.
+  const tokenHolderTx = db.transaction((instanceId: string, tokenHash: string): TokenHolder | null => {
+    const r = q.token.get(instanceId, tokenHash) as
+      | { token_id: string; user_id: string; expires_at: string | null }
+      | undefined;
+    if (!r) return null;
+    return {
+      token: { tokenId: r.token_id, userId: r.user_id, expiresAt: r.expires_at },
+      user: userOf(instanceId, r.user_id),
+      memberships: membershipsOfUser(instanceId, r.user_id),
+    };
+  });
+  const userWithTailTx = db.transaction((instanceId: string, userId: string): UserWithTail => {
+    const snapshot = userOf(instanceId, userId);
+    const tail = q.load.all(instanceId, "user", userId, snapshot?.sequence ?? 0) as EventRow[];
+    return { snapshot, tail: tail.map(toEvent) };
+  });
+
   return {
     dialect: "sqlite",
     async loadEvents(instanceId: string, ref: AggregateRef, afterSequence: number) {
@@ -537,8 +572,10 @@ export function openSqliteStore(path: string, options: { migrate?: boolean } = {
       return r ? { id: r.id, name: r.name, defaultOrgId: r.default_org_id } : null;
     },
     async getUser(instanceId: string, userId: string): Promise<UserState | null> {
-      const r = q.user.get(instanceId, userId) as { state: string } | undefined;
-      return r ? upgradeUser(JSON.parse(r.state) as UserState) : null;
+      return userOf(instanceId, userId);
+    },
+    async loadUser(instanceId: string, userId: string): Promise<UserWithTail> {
+      return userWithTailTx(instanceId, userId);
     },
     async searchUsers(instanceId: string, search: UserSearch): Promise<UserPage> {
       const { count, page } = userSearchStatements(instanceId, search, "sqlite");
@@ -552,22 +589,11 @@ export function openSqliteStore(path: string, options: { migrate?: boolean } = {
     async getOrg(instanceId: string, orgId: string): Promise<OrgRow | null> {
       return (q.org.get(instanceId, orgId) as OrgRow | undefined) ?? null;
     },
-    async findToken(instanceId: string, tokenHash: string): Promise<TokenRow | null> {
-      const r = q.token.get(instanceId, tokenHash) as
-        | { token_id: string; user_id: string; expires_at: string | null }
-        | undefined;
-      return r ? { tokenId: r.token_id, userId: r.user_id, expiresAt: r.expires_at } : null;
+    async findTokenHolder(instanceId: string, tokenHash: string): Promise<TokenHolder | null> {
+      return tokenHolderTx(instanceId, tokenHash);
     },
     async membershipsOf(instanceId: string, userId: string): Promise<Membership[]> {
-      const rows = q.members.all(instanceId, userId) as {
-        scope_kind: string;
-        scope_id: string;
-        roles: string;
-      }[];
-      return rows.map((r) => ({
-        scope: r.scope_kind === "instance" ? { kind: "instance" } : { kind: "org", orgId: r.scope_id },
-        roles: JSON.parse(r.roles) as string[],
-      }));
+      return membershipsOfUser(instanceId, userId);
     },
     claimOutbox(instanceId, options) {
       return grouped(() => claimTx(instanceId, options.now, options.staleBefore, options.limit));
