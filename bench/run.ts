@@ -53,6 +53,7 @@ interface Options {
   readonly grpcClients: number;
   readonly ceilings: boolean;
   readonly cpuProf: boolean;
+  readonly cpuProfDb: DatabaseKind;
   readonly prepTimeoutSeconds: number;
   readonly quietWaitSeconds: number;
   readonly postgresUrl: string;
@@ -78,6 +79,7 @@ const help = `npm run bench -- [flags]            (each flag also as BENCH_<NAME
                           virtual users (1, as an application building one client has)
   --no-ceilings           skip C_http, C_store and C_rpc
   --cpu-prof              also profile the server under REST and gRPC load (SQLite)
+  --cpu-prof-db=DB        the database the profiled server runs on: sqlite or postgres (sqlite)
   --prep-timeout=S        time box for creating users (300; quick 60)
   --quiet-wait=S          before each run, wait up to S seconds for other work on the machine
                           to drop under ${busyAbove} cores (30; quick 0)
@@ -141,6 +143,7 @@ function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): Options 
     grpcClients: Math.max(1, num("grpc-clients", 1, 1)),
     ceilings: !on("no-ceilings"),
     cpuProf: on("cpu-prof"),
+    cpuProfDb: list("cpu-prof-db", ["sqlite", "postgres"] as const)[0] ?? "sqlite",
     prepTimeoutSeconds: num("prep-timeout", 300, 60),
     quietWaitSeconds: num("quiet-wait", 30, 0),
     postgresUrl: get("postgres-url") ?? "postgres://postgres@127.0.0.1:5432/postgres",
@@ -523,10 +526,11 @@ async function serverCeiling(
   }
 }
 
-// The server under --cpu-prof through one load, on SQLite with the main measurement's users.
+// The server under --cpu-prof through one load, on SQLite (or --cpu-prof-db) with the main
+// measurement's users.
 async function profile(o: Options, protocol: Protocol, work: string, stamp: string) {
   const dir = join(work, `profile-${protocol}`);
-  const db = await fresh("sqlite", join(dir, "db"), o);
+  const db = await fresh(o.cpuProfDb, join(dir, "db"), o);
   const serverDir = join(dir, "server");
   const profDir = join(dir, "cpuprof");
   mkdirSync(serverDir, { recursive: true });
