@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -16,7 +16,7 @@ export interface LatchkeyProcess {
 }
 
 export interface LatchkeyOptions {
-  // The tree whose src/main.ts runs: this checkout, or a patched copy to measure a change.
+  // The tree whose bin/latchkey.mjs runs: this checkout, or a patched copy to measure a change.
   readonly root: string;
   readonly databaseUrl: string;
   // Holds the admin token; kept across restarts so the second start finds the first's token.
@@ -25,12 +25,13 @@ export interface LatchkeyOptions {
   readonly env?: Readonly<Record<string, string>>;
 }
 
-// Latchkey as `npm start` runs it, in its own process, configured by environment only.
+// Latchkey as `npm start` runs it (`latchkey start`, from the build that buildLatchkey made), in
+// its own process, configured by environment only.
 export async function startLatchkey(o: LatchkeyOptions): Promise<LatchkeyProcess> {
   const port = await freePort();
   const adminPatPath = join(o.dir, "admin.pat");
   const profiling = o.cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${o.cpuProfDir}`] : [];
-  const child = spawn(process.execPath, [...profiling, "--import", "tsx", "src/main.ts"], {
+  const child = spawn(process.execPath, [...profiling, "bin/latchkey.mjs", "start"], {
     cwd: o.root,
     env: {
       ...process.env,
@@ -73,6 +74,10 @@ export async function startLatchkey(o: LatchkeyOptions): Promise<LatchkeyProcess
     if (ready) break;
     await new Promise((r) => setTimeout(r, 100));
   }
+  // Said by bin/latchkey.mjs when the build is missing or older than the sources: the numbers
+  // would then include tsx's loader.
+  const fromSources = /^latchkey: .*running the sources through tsx/m.exec(out);
+  if (fromSources) process.stderr.write(`NOTE: the server did not run its build: ${fromSources[0]}\n`);
   const token = readFileSync(adminPatPath, "utf8").trim();
   const pid = child.pid!;
   return {
@@ -84,4 +89,10 @@ export async function startLatchkey(o: LatchkeyOptions): Promise<LatchkeyProcess
     memory: () => memoryOf(pid),
     stop: () => stopChild(child),
   };
+}
+
+// `npm run build` in the tree under test, as `npm start` does before it starts; an older tree
+// whose build makes only the console then runs its sources, as its `npm start` did.
+export function buildLatchkey(root: string): void {
+  execFileSync("npm", ["run", "--silent", "build"], { cwd: root, stdio: ["ignore", "ignore", "inherit"] });
 }

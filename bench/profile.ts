@@ -2,7 +2,8 @@
 // most self time, the same grouped by package or module, and the Latchkey functions with the most
 // time including what they call. `tsx bench/profile.ts FILE.cpuprofile [--top=N] [--from=S] [--to=S]`.
 import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { originalPosition } from "./source-map.ts";
 
 interface ProfileNode {
   readonly id: number;
@@ -10,6 +11,7 @@ interface ProfileNode {
     readonly functionName: string;
     readonly url: string;
     readonly lineNumber: number;
+    readonly columnNumber: number;
   };
   readonly children?: readonly number[];
 }
@@ -59,7 +61,8 @@ function functionKey(n: ProfileNode): string {
   if (special.has(name)) return name;
   const at = where(f.url);
   if (at === "") return `${name} [native]`;
-  // tsx hands V8 transformed code, so line numbers in Latchkey's own files point nowhere useful.
+  // Latchkey's own functions are told apart by name and file (a profile of the sources under tsx
+  // had transformed code, whose line numbers pointed nowhere useful).
   return at.startsWith("src/") || at.startsWith("bench/")
     ? `${name} ${at}`
     : `${name} ${at}:${f.lineNumber + 1}`;
@@ -86,6 +89,17 @@ function groupOf(n: ProfileNode): string {
 // minute of a long one) on its own.
 export function summarize(file: string, top = 25, window?: { from: number; to: number }): ProfileSummary {
   const p = JSON.parse(readFileSync(file, "utf8")) as CpuProfile;
+  // Frames in the compiled server are named by the source file they were compiled from.
+  for (const n of p.nodes) {
+    const f = n.callFrame;
+    const original = originalPosition(f.url, f.lineNumber, f.columnNumber);
+    if (original)
+      (n as { callFrame: ProfileNode["callFrame"] }).callFrame = {
+        ...f,
+        url: pathToFileURL(original.file).href,
+        lineNumber: original.line,
+      };
+  }
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);

@@ -20,7 +20,7 @@ import pg from "pg";
 import type { ServerReady, StoreResult } from "./ceilings.ts";
 import { busyCores, killStarted, machineTicks, startChild, stopChild } from "./children.ts";
 import { type BenchDatabase, type DatabaseKind, freshDatabase, postgresProblem } from "./databases.ts";
-import { type LatchkeyProcess, startLatchkey } from "./latchkey.ts";
+import { buildLatchkey, type LatchkeyProcess, startLatchkey } from "./latchkey.ts";
 import type { LoadResult, LoadSettings, Protocol } from "./load.ts";
 import { createUsers, probePair } from "./prepare.ts";
 import { formatSummary, summarize } from "./profile.ts";
@@ -87,7 +87,7 @@ const help = `npm run bench -- [flags]            (each flag also as BENCH_<NAME
   --server-env=K=V,...     extra settings for the server under test, e.g.
                           LATCHKEY_SMS_REMOVAL_NOTICE=false (LATCHKEY_WRITES_PER_MINUTE=0 is set:
                           the bench's one admin token stands for many callers)
-  --server-root=DIR       the tree whose src/main.ts is measured (this checkout)
+  --server-root=DIR       the tree whose server is built and measured (this checkout)
   --out=DIR               where the JSON report goes (bench/results)`;
 
 function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): Options {
@@ -579,7 +579,7 @@ async function profile(o: Options, protocol: Protocol, work: string, stamp: stri
       await server.stop();
     }
     log(`  profiled ${protocol}: ${describe(r)}`);
-    // Every thread writes one (tsx's loader runs in a worker): the main thread's is the largest.
+    // Every thread with a V8 isolate writes one: the main thread's is the largest.
     const file = readdirSync(profDir)
       .filter((f) => f.endsWith(".cpuprofile"))
       .sort((a, b) => statSync(join(profDir, b)).size - statSync(join(profDir, a)).size)[0];
@@ -614,6 +614,7 @@ async function main(): Promise<void> {
     `${o.quick ? "QUICK " : ""}${o.runs} run(s) x (${o.warmupSeconds} s warm-up + ${o.durationSeconds} s) at ${o.concurrency} connections; ` +
       `${fmt(o.users)} users, growth to ${fmt(o.growthUsers)} users / ${fmt(o.minEvents)} events; server from ${o.serverRoot}`,
   );
+  buildLatchkey(o.serverRoot);
   try {
     for (const kind of o.databases) {
       try {

@@ -1,7 +1,6 @@
-// `npm run build`: bundles the web console (console/) into dist/console/, which the server
-// serves at /ui/console/. Built files carry a content hash in their names, so that browsers may
-// keep them; index.html names the current ones. Nothing built is committed: `npm start` and
-// `npm test` run this first.
+// `npm run build` (with the server): bundles the web console (console/) into dist/console/,
+// which the server serves at /ui/console/. Built files carry a content hash in their names, so
+// that browsers may keep them; index.html names the current ones.
 import { copyFileSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";

@@ -1,6 +1,6 @@
-// `npm test`: format and lint, type check, build the console, then every test file, on SQLite
-// and, where a PostgreSQL server answers, on PostgreSQL too; the browser tests where Debian's
-// Chromium is installed. In CI (CI=true) both PostgreSQL and Chromium are required.
+// `npm test`: format and lint, type check, build the console and the server, then every test
+// file, on SQLite and, where a PostgreSQL server answers, on PostgreSQL too; the browser tests
+// where Debian's Chromium is installed. In CI (CI=true) both PostgreSQL and Chromium are required.
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, statSync } from "node:fs";
@@ -58,8 +58,9 @@ if (only.length === 0) {
   run("npx", ["tsc", "--noEmit"]);
   run("npx", ["tsc", "--noEmit", "-p", "console"]);
 }
-// The tests serve the console as `npm start` would: built from the sources as they are now.
-run("npx", ["tsx", "scripts/build-console.ts"]);
+// The tests run the server and serve the console as `npm start` would: built from the sources as
+// they are now. Tests that start `latchkey` run dist/latchkey.mjs, the code that ships.
+run("npx", ["tsx", "scripts/build.ts"]);
 
 // The browser tests drive Debian's Chromium (apt-get install chromium; .ci/run installs it).
 const chromium = "/usr/bin/chromium";

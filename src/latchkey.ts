@@ -31,7 +31,8 @@ export interface Overrides {
 }
 
 // Where `npm run build` writes the console, relative to this file so that the working directory
-// does not matter.
+// does not matter. The compiled server, dist/latchkey.mjs, sits one folder deep as this file
+// does, so the same path names the same folder from either.
 export const consoleDir = fileURLToPath(new URL("../dist/console/", import.meta.url));
 
 export function writeSecretFile(path: string, content: string): void {
