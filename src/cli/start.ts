@@ -1,6 +1,7 @@
 import { type Running, startLatchkey } from "../latchkey.ts";
 import { processLogger } from "../log.ts";
 import { type Command, configHelp, configOption, loadFor } from "./command.ts";
+import { boundHeapGrowth } from "./heap.ts";
 
 export const start: Command = {
   name: "start",
@@ -16,6 +17,7 @@ ${configHelp}`,
   async run(values, env) {
     const { config } = loadFor(values, env);
     const log = processLogger(config.logLevel, config.logFormat);
+    boundHeapGrowth();
 
     // Signals are taken before start: one that arrives while starting stops the server as soon
     // as it is up, instead of killing the process half-way.
