@@ -572,8 +572,15 @@ for (const kind of databaseKinds) {
           store.append(clash.request),
         ])
       ).map(outcome);
-      assert.deepEqual(results.slice(0, fresh.length), fresh.map(() => "written"));
-      assert.deepEqual(results.slice(fresh.length).sort(), ["ConcurrencyError", "UniqueViolation", "written"]);
+      assert.deepEqual(
+        results.slice(0, fresh.length),
+        fresh.map(() => "written"),
+      );
+      assert.deepEqual(results.slice(fresh.length).sort(), [
+        "ConcurrencyError",
+        "UniqueViolation",
+        "written",
+      ]);
       for (const p of fresh) assert.deepEqual(await other.getUser(instanceId, p.after.id), p.after);
       const winner = racers[results.indexOf("written", fresh.length) - fresh.length]!;
       assert.deepEqual(await other.getUser(instanceId, u.id), winner.after);
