@@ -162,4 +162,18 @@ export const postgresMigrations: readonly { version: number; name: string; sql: 
       CREATE INDEX users_phone ON users (instance_id, phone) WHERE NOT deleted;
     `,
   },
+  {
+    version: 5,
+    name: "sms outbox claims in the order of their index",
+    // The claim asks for the oldest due messages not yet settled. Over sms_outbox_due it was a
+    // bitmap scan that read every index entry with status 'pending' that a status change ever left
+    // behind (bitmap scans never mark entries dead), so each claim grew slower until vacuum ran.
+    // An index in the claim's own order over unsettled rows only is read in order and stops at
+    // LIMIT, and a plain index scan marks the dead entries it meets.
+    sql: `
+      DROP INDEX sms_outbox_due;
+      CREATE INDEX sms_outbox_unsettled ON sms_outbox (instance_id, next_attempt_at, seq)
+        WHERE status IN ('pending', 'sending');
+    `,
+  },
 ];
