@@ -41,6 +41,7 @@ import {
   userSearchStatements,
 } from "../user-search.ts";
 import { postgresMigrations } from "./migrations.ts";
+import { keepFirstStatistics } from "./statistics.ts";
 
 export interface PostgresSettings {
   readonly url: string;
@@ -672,7 +673,7 @@ const silenceGraceMs = 1000;
 
 export async function openPostgresStore(
   settings: PostgresSettings,
-  options: { migrate?: boolean } = {},
+  options: { migrate?: boolean; statisticsEveryMs?: number } = {},
 ): Promise<Store> {
   const connection = {
     connectionString: settings.url,
@@ -706,6 +707,9 @@ export async function openPostgresStore(
   });
   pool.on("error", ignoreClientError);
   pool.on("connect", (client) => client.on("error", ignoreClientError));
+  // Only a store that owns the schema touches it: verify reads a database as found.
+  const statistics =
+    options.migrate !== false ? keepFirstStatistics(pool, options.statisticsEveryMs ?? 2000) : null;
 
   const answerWithinMs = settings.statementTimeoutMs + silenceGraceMs;
 
@@ -1005,6 +1009,7 @@ export async function openPostgresStore(
       await withClient((c) => c.query("SELECT 1"));
     },
     async close() {
+      await statistics?.stop();
       await pool.end();
     },
   };
