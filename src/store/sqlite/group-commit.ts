@@ -2,6 +2,7 @@ import type Database from "better-sqlite3";
 
 interface Waiting {
   readonly work: () => unknown;
+  readonly committed: ((value: never) => void) | undefined;
   readonly resolve: (value: never) => void;
   readonly reject: (reason: unknown) => void;
 }
@@ -12,7 +13,11 @@ interface Waiting {
 // own, so one that fails rolls back alone; none is answered before the shared COMMIT, so an
 // acknowledged write is as durable as before. The returned function queues a unit of work, which
 // must be a db.transaction (or touch nothing), and settles with its result after the commit.
-export function groupCommit(db: Database.Database): <T>(work: () => T) => Promise<T> {
+// `committed`, if given, is called with that result as soon as the COMMIT returns, before any
+// other code runs: what the process remembers of the database moves with it.
+export function groupCommit(
+  db: Database.Database,
+): <T>(work: () => T, committed?: (value: T) => void) => Promise<T> {
   const begin = db.prepare("BEGIN IMMEDIATE");
   const commit = db.prepare("COMMIT");
   const rollback = db.prepare("ROLLBACK");
@@ -26,8 +31,14 @@ export function groupCommit(db: Database.Database): <T>(work: () => T) => Promis
       begin.run();
       for (const w of batch) {
         try {
-          const value = w.work();
-          settle.push(() => w.resolve(value as never));
+          const value = w.work() as never;
+          settle.push(() => {
+            try {
+              w.committed?.(value);
+            } finally {
+              w.resolve(value);
+            }
+          });
         } catch (err) {
           settle.push(() => w.reject(err));
         }
@@ -44,9 +55,14 @@ export function groupCommit(db: Database.Database): <T>(work: () => T) => Promis
     for (const s of settle) s();
   }
 
-  return <T>(work: () => T) =>
+  return <T>(work: () => T, committed?: (value: T) => void) =>
     new Promise<T>((resolve, reject) => {
       if (queue.length === 0) setImmediate(flush);
-      queue.push({ work, resolve: resolve as (value: never) => void, reject });
+      queue.push({
+        work,
+        committed: committed as ((value: never) => void) | undefined,
+        resolve: resolve as (value: never) => void,
+        reject,
+      });
     });
 }

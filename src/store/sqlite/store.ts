@@ -42,6 +42,7 @@ import {
 } from "../user-search.ts";
 import { groupCommit } from "./group-commit.ts";
 import { sqliteMigrations } from "./migrations.ts";
+import { ReadCache } from "./read-cache.ts";
 
 interface EventRow {
   position: number;
@@ -99,6 +100,10 @@ const toOutboxRow = (r: OutboxDbRow): OutboxRow => ({
   providerMessageId: r.provider_message_id,
   hasText: r.sealed_text !== null,
 });
+
+// Users whose state the store keeps in memory (src/store/sqlite/read-cache.ts): the ones a
+// busy server works on at once, at a few kilobytes each.
+const keptUsers = 10_000;
 
 const uniqueCodes = new Set(["SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"]);
 const isUnique = (e: unknown) => e instanceof Error && uniqueCodes.has((e as { code?: string }).code ?? "");
@@ -277,6 +282,16 @@ export function openSqliteStore(path: string, options: { migrate?: boolean } = {
          nick_name = excluded.nick_name, display_name = excluded.display_name,
          created_at = excluded.created_at`,
     ),
+    // A change that leaves every indexed and searched column as it was (most do: a factor
+    // added, a code sent) rewrites the row only, not the four index entries the upsert would.
+    putUserState: db.prepare(
+      `UPDATE users SET sequence = ?, state = ?
+       WHERE instance_id = ? AND id = ? AND org_id IS ? AND username IS ? AND deleted = ?
+         AND ${searchColumnNames
+           .split(", ")
+           .map((c) => `${c} IS ?`)
+           .join(" AND ")}`,
+    ),
     putToken: db.prepare("INSERT INTO tokens VALUES (?, ?, ?, ?, ?)"),
     deleteToken: db.prepare("DELETE FROM tokens WHERE instance_id = ? AND token_id = ?"),
     deleteTokensOfUser: db.prepare("DELETE FROM tokens WHERE instance_id = ? AND user_id = ?"),
@@ -342,18 +357,18 @@ export function openSqliteStore(path: string, options: { migrate?: boolean } = {
 
   function applyChange(instanceId: string, c: ReadModelChange): void {
     switch (c.kind) {
-      case "user.put":
-        q.putUser.run(
-          instanceId,
-          c.user.id,
-          c.user.orgId,
-          c.user.username,
-          c.user.deleted ? 1 : 0,
-          c.user.sequence,
-          JSON.stringify(c.user),
-          ...searchColumns(c.user),
-        );
+      case "user.put": {
+        const state = JSON.stringify(c.user);
+        const deleted = c.user.deleted ? 1 : 0;
+        const search = searchColumns(c.user);
+        const { id, orgId, username, sequence } = c.user;
+        if (
+          q.putUserState.run(sequence, state, instanceId, id, orgId, username, deleted, ...search).changes ===
+          0
+        )
+          q.putUser.run(instanceId, id, orgId, username, deleted, sequence, state, ...search);
         return;
+      }
       case "token.put":
         q.putToken.run(instanceId, c.tokenId, c.tokenHash, c.userId, c.expiresAt);
         return;
@@ -553,13 +568,27 @@ export function openSqliteStore(path: string, options: { migrate?: boolean } = {
     return { snapshot, tail: tail.map(toEvent) };
   });
 
+  const dataVersion = db.prepare("PRAGMA data_version").pluck();
+  const cache = new ReadCache(() => dataVersion.get() as number, keptUsers);
+  // The caller of fresh() checked the cache is current.
+  const keptUserWithTail = (instanceId: string, userId: string): UserWithTail => {
+    const kept = cache.user(instanceId, userId);
+    if (kept) return { snapshot: kept, tail: [] };
+    const loaded = userWithTailTx(instanceId, userId);
+    if (loaded.snapshot && loaded.tail.length === 0) cache.keepUser(instanceId, loaded.snapshot);
+    return loaded;
+  };
+
   return {
     dialect: "sqlite",
     async loadEvents(instanceId: string, ref: AggregateRef, afterSequence: number) {
       return (q.load.all(instanceId, ref.type, ref.id, afterSequence) as EventRow[]).map(toEvent);
     },
     append(req: AppendRequest) {
-      return grouped(() => appendTx(req));
+      return grouped(
+        () => appendTx(req),
+        () => cache.afterAppend(req),
+      );
     },
     async latestEvents(instanceId: string, ref: AggregateRef, limit: number) {
       return (q.latest.all(instanceId, ref.type, ref.id, limit) as EventRow[]).map(toEvent);
@@ -572,10 +601,12 @@ export function openSqliteStore(path: string, options: { migrate?: boolean } = {
       return r ? { id: r.id, name: r.name, defaultOrgId: r.default_org_id } : null;
     },
     async getUser(instanceId: string, userId: string): Promise<UserState | null> {
-      return userOf(instanceId, userId);
+      cache.fresh();
+      return cache.user(instanceId, userId) ?? userOf(instanceId, userId);
     },
     async loadUser(instanceId: string, userId: string): Promise<UserWithTail> {
-      return userWithTailTx(instanceId, userId);
+      cache.fresh();
+      return keptUserWithTail(instanceId, userId);
     },
     async searchUsers(instanceId: string, search: UserSearch): Promise<UserPage> {
       const { count, page } = userSearchStatements(instanceId, search, "sqlite");
@@ -590,7 +621,17 @@ export function openSqliteStore(path: string, options: { migrate?: boolean } = {
       return (q.org.get(instanceId, orgId) as OrgRow | undefined) ?? null;
     },
     async findTokenHolder(instanceId: string, tokenHash: string): Promise<TokenHolder | null> {
-      return tokenHolderTx(instanceId, tokenHash);
+      cache.fresh();
+      const kept = cache.token(instanceId, tokenHash);
+      if (!kept) {
+        const found = tokenHolderTx(instanceId, tokenHash);
+        if (found)
+          cache.keepToken(instanceId, tokenHash, { token: found.token, memberships: found.memberships });
+        return found;
+      }
+      // The row, as read without the cache; kept only when no events follow it.
+      const user = keptUserWithTail(instanceId, kept.token.userId).snapshot;
+      return { token: kept.token, user, memberships: kept.memberships };
     },
     async membershipsOf(instanceId: string, userId: string): Promise<Membership[]> {
       return membershipsOfUser(instanceId, userId);
