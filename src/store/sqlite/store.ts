@@ -101,9 +101,10 @@ const toOutboxRow = (r: OutboxDbRow): OutboxRow => ({
   hasText: r.sealed_text !== null,
 });
 
-// Users whose state the store keeps in memory (src/store/sqlite/read-cache.ts): the ones a
-// busy server works on at once, at a few kilobytes each.
-const keptUsers = 10_000;
+// Users whose state the store keeps in memory (src/store/sqlite/read-cache.ts): about the ones
+// a busy server works on within a few seconds, at a few kilobytes each, so that memory stays
+// well under the 200 MB a node is meant to need.
+const keptUsers = 2000;
 
 const uniqueCodes = new Set(["SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"]);
 const isUnique = (e: unknown) => e instanceof Error && uniqueCodes.has((e as { code?: string }).code ?? "");
