@@ -68,7 +68,11 @@ export function startOutboxWorker(deps: OutboxWorkerDeps, settings: OutboxWorker
   const { store, instanceId, sender, clock, log } = deps;
   const random = deps.random ?? Math.random;
   const pollMs = settings.pollMs ?? 1000;
-  const batchSize = settings.batchSize ?? 10;
+  // Messages sent at once. Under load a round (claim, send, record) takes two turns of a busy
+  // event loop; at 10 a round the worker fell behind what RemoveOTPSMS queues at full speed,
+  // and codes waited behind the notices (docs/benchmarks.md). A provider that refuses this many
+  // at once answers 429, which is retried with backoff.
+  const batchSize = settings.batchSize ?? 50;
   const inFlightMs = settings.timeoutMs * 2 + 10_000;
   const counters: SmsCounters = { sent: 0, retried: 0, failed: 0, expired: 0 };
 
