@@ -176,4 +176,18 @@ export const postgresMigrations: readonly { version: number; name: string; sql: 
         WHERE status IN ('pending', 'sending');
     `,
   },
+  {
+    version: 6,
+    name: "a lost outbox claim fails its statement",
+    // Recording a sent message settles its claim in the same transaction as the events. When the
+    // claim was lost, the settle raises this, so that the whole append can go in one pipeline
+    // and roll back by itself instead of waiting for a look at the settle's row count.
+    sql: `
+      CREATE FUNCTION latchkey_claim_lost(message_id text) RETURNS boolean LANGUAGE plpgsql AS $$
+      BEGIN
+        RAISE EXCEPTION 'outbox message % is no longer claimed', message_id USING ERRCODE = 'LK001';
+      END
+      $$;
+    `,
+  },
 ];

@@ -96,6 +96,8 @@ const isUnavailableCode = (code: string) =>
 // Called only on what a driver call threw. The server's own answers are DatabaseErrors with a
 // SQLSTATE; everything else from the driver is the connection failing (refused, reset, timed
 // out, a client the pool already gave up on), so it never reaches the client as raw pg text.
+const claimLost = "LK001";
+
 function translate(err: unknown): unknown {
   if (err instanceof StoreUnavailable || err instanceof QuotaExceeded || err instanceof OutboxClaimLost)
     return err;
@@ -112,6 +114,8 @@ function translate(err: unknown): unknown {
     // database defaults to SERIALIZABLE: the aborted one must decide again.
     if (code === "40P01" || code === "40001")
       return new ConcurrencyError("transaction aborted by a conflict");
+    // Raised by latchkey_claim_lost (migration 6).
+    if (code === claimLost) return new OutboxClaimLost(err.message);
     if (isUnavailableCode(code)) return new StoreUnavailable("PostgreSQL is unavailable", { cause: err });
     return err;
   }
@@ -284,11 +288,13 @@ const outbox = prepared("outbox", {
   enqueue: `INSERT INTO sms_outbox (instance_id, id, user_id, type, recipient, language, sealed_text, created_at,
       expires_at, status, attempts, next_attempt_at)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', 0, $8)`,
-  // A row comes back when the claim still held.
-  settle: `UPDATE sms_outbox SET status = $1, sealed_text = NULL, settled_at = $2, note = $3,
-      provider_message_id = $4, claim = NULL
-    WHERE instance_id = $5 AND id = $6 AND claim = $7 AND status = 'sending'
-    RETURNING id`,
+  // Fails with claimLost when the claim no longer holds, taking the append with it.
+  settle: `WITH settled AS (
+      UPDATE sms_outbox SET status = $1, sealed_text = NULL, settled_at = $2, note = $3,
+        provider_message_id = $4, claim = NULL
+      WHERE instance_id = $5 AND id = $6 AND claim = $7 AND status = 'sending'
+      RETURNING id)
+    SELECT CASE WHEN EXISTS (SELECT 1 FROM settled) THEN true ELSE latchkey_claim_lost($6) END`,
   // SKIP LOCKED: nodes claiming at the same moment each get other rows, never the same one.
   claim: `WITH due AS (
       SELECT seq, status AS was FROM sms_outbox
@@ -339,10 +345,10 @@ const settleStatement = (req: AppendRequest, ch: Settle): Statement =>
     ch.claim,
   ]);
 
-// An append whose outbox part can refuse it (a sending limit reached, a claim lost) in an
-// explicit transaction of two round trips: the first takes the limits' advisory locks (in one
-// order, so two appends cannot deadlock), counts each limit, writes the events and read models
-// and settles; the second, once nothing refused, records the uses and the messages and commits.
+// An append that counts sending limits, in an explicit transaction of two round trips: the
+// first takes the limits' advisory locks (in one order, so two appends cannot deadlock), counts
+// each limit, writes the events and read models and settles; the second, once no limit refused,
+// records the uses and the messages and commits.
 // READ COMMITTED gives each count a fresh snapshot taken after its lock, so it sees what the
 // previous holder of the lock committed. Answers the rows of `head`'s first statement.
 async function appendChecked(
@@ -372,10 +378,6 @@ async function appendChecked(
     const after = (i: number) => results[i] ?? [];
     const countsFrom = 1 + keys.length;
     const headFrom = countsFrom + counts.length;
-    const settlesFrom = headFrom + head.length;
-    for (const [i, ch] of settles.entries())
-      if (after(settlesFrom + i).length === 0)
-        throw new OutboxClaimLost(`outbox message ${ch.id} is no longer claimed`);
     // Each message counts against its limits the uses of the messages before it in this append.
     const usedHere = new Map<string, Date[]>();
     let n = countsFrom;
@@ -787,15 +789,15 @@ export async function openPostgresStore(
         ...req.readModel.map((c) => changeStatement(req.instanceId, c)),
       ];
       const changes = req.outbox ?? [];
-      // Nothing but the database itself can refuse an append that counts no sending limit and
-      // settles no claim: the whole of it is one pipeline, one round trip, committed at its Sync.
-      const checked = changes.some((ch) => ch.kind === "settle" || ch.quotas.length > 0);
+      // Only the database itself, a lost claim included, can refuse an append that counts no
+      // sending limit: the whole of it is one pipeline, one round trip, committed at its Sync.
+      const counted = changes.some((ch) => ch.kind === "enqueue" && ch.quotas.length > 0);
       const inserted = await withClient(async (c) => {
-        if (checked) return appendChecked(c, req, statements, changes);
-        const enqueues = changes.flatMap((ch) =>
-          ch.kind === "enqueue" ? [enqueueStatement(req, ch.message)] : [],
+        if (counted) return appendChecked(c, req, statements, changes);
+        const outboxStatements = changes.map((ch) =>
+          ch.kind === "enqueue" ? enqueueStatement(req, ch.message) : settleStatement(req, ch),
         );
-        const results = await c.query(new Pipeline([...statements, ...enqueues])).done;
+        const results = await c.query(new Pipeline([...statements, ...outboxStatements])).done;
         return results[0] ?? [];
       });
       const positions = new Map<string, number>();
