@@ -93,6 +93,8 @@ export interface SmsConfig {
   readonly maxAttempts: number;
   // The first retry waits about this long; each further one twice as long, with jitter.
   readonly retryBaseMs: number;
+  // Provider calls this node has open at once.
+  readonly concurrency: number;
 }
 
 export class ConfigError extends Error {
@@ -316,6 +318,12 @@ export const settings = {
     default: "5",
     meaning: "Attempts per message",
     check: wholeNumber(1, 100),
+  },
+  LATCHKEY_SMS_CONCURRENCY: {
+    key: "sms.concurrency",
+    default: "50",
+    meaning: "Messages this node sends at once, each one provider call",
+    check: wholeNumber(1, 1000),
   },
   LATCHKEY_SMS_RETRY_BASE_MS: {
     key: "sms.retryBaseMs",
@@ -644,6 +652,7 @@ export function loadConfig(env: Env, file?: ConfigFile): Config {
       timeoutMs: Number(raw.LATCHKEY_SMS_TIMEOUT_MS),
       maxAttempts: Number(raw.LATCHKEY_SMS_MAX_ATTEMPTS),
       retryBaseMs: Number(raw.LATCHKEY_SMS_RETRY_BASE_MS),
+      concurrency: Number(raw.LATCHKEY_SMS_CONCURRENCY),
     },
     otpSmsTtlSeconds: Number(raw.LATCHKEY_OTP_SMS_TTL_SECONDS),
     passwordResetTtlSeconds: Number(raw.LATCHKEY_PASSWORD_RESET_TTL_SECONDS),

@@ -129,6 +129,7 @@ export async function startLatchkey(
         maxAttempts: config.sms.maxAttempts,
         retryBaseMs: config.sms.retryBaseMs,
         timeoutMs: config.sms.timeoutMs,
+        concurrency: config.sms.concurrency,
         outboxKey: config.sms.outboxKey,
       },
     );

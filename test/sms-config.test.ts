@@ -29,6 +29,7 @@ describe("SMS settings", () => {
       timeoutMs: 10000,
       maxAttempts: 5,
       retryBaseMs: 2000,
+      concurrency: 50,
     });
   });
 
@@ -97,11 +98,13 @@ describe("SMS settings", () => {
         LATCHKEY_SMS_REMOVAL_NOTICE: "maybe",
         LATCHKEY_SMS_OUTBOX_KEY: "too-short",
         LATCHKEY_SMS_MAX_ATTEMPTS: "0",
+        LATCHKEY_SMS_CONCURRENCY: "0",
       },
       /LATCHKEY_SMS_LIMIT_PER_USER/,
       /LATCHKEY_SMS_REMOVAL_NOTICE/,
       /LATCHKEY_SMS_OUTBOX_KEY: must be 32 bytes/,
       /LATCHKEY_SMS_MAX_ATTEMPTS/,
+      /LATCHKEY_SMS_CONCURRENCY/,
     );
   });
 

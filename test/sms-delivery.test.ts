@@ -131,6 +131,32 @@ for (const db of databaseKinds) {
       });
     });
 
+    it("keeps at most LATCHKEY_SMS_CONCURRENCY provider calls open, and sends the rest after", async () => {
+      const env = (r: SmsReceiver) => webhookEnv(r, { LATCHKEY_SMS_CONCURRENCY: "2" });
+      await withServer(db, env, async ({ server, receiver, admin }) => {
+        receiver.respond = () => "hold";
+        const users = await Promise.all([0, 1, 2, 3, 4].map(() => humanUser(admin, { phone: "" })));
+        const sendTo = (i: number) =>
+          admin.users.setPhone({
+            userId: users[i]!.userId,
+            phone: `+41 79 111 22 3${i}`,
+            verification: sendCode,
+          });
+        // The first message is held at the provider, so the next four all wait in the outbox.
+        await sendTo(0);
+        await receiver.received(1);
+        for (const i of [1, 2, 3, 4]) await sendTo(i);
+        receiver.release();
+        await receiver.received(3);
+        await new Promise((r) => setTimeout(r, 300));
+        assert.equal(receiver.requests.length, 3, "two calls open at once, not four");
+        receiver.release();
+        await receiver.received(5);
+        receiver.release();
+        for (const u of users) await recorded(server, u.userId, "user.human.phone.code.sent");
+      });
+    });
+
     it("sends through Twilio's Messages API with basic auth and a form body", async () => {
       await withServer(db, twilioEnv, async ({ server, receiver, admin }) => {
         receiver.respond = () => ({

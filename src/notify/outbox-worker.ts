@@ -18,7 +18,11 @@ export interface OutboxWorkerSettings {
   readonly outboxKey: Buffer | null;
   // How often other nodes' messages are looked for; this node's own wake the worker at once.
   readonly pollMs?: number;
-  readonly batchSize?: number;
+  // Messages claimed, and sent at once, per round (LATCHKEY_SMS_CONCURRENCY). Under load a round
+  // takes two turns of a busy event loop: at 10 the worker fell behind what RemoveOTPSMS queues
+  // at full speed, and codes waited behind the notices (docs/benchmarks.md). A provider that
+  // refuses this many at once answers 429, which is retried with backoff.
+  readonly concurrency: number;
 }
 
 export interface OutboxWorkerDeps {
@@ -68,11 +72,6 @@ export function startOutboxWorker(deps: OutboxWorkerDeps, settings: OutboxWorker
   const { store, instanceId, sender, clock, log } = deps;
   const random = deps.random ?? Math.random;
   const pollMs = settings.pollMs ?? 1000;
-  // Messages sent at once. Under load a round (claim, send, record) takes two turns of a busy
-  // event loop; at 10 a round the worker fell behind what RemoveOTPSMS queues at full speed,
-  // and codes waited behind the notices (docs/benchmarks.md). A provider that refuses this many
-  // at once answers 429, which is retried with backoff.
-  const batchSize = settings.batchSize ?? 50;
   const inFlightMs = settings.timeoutMs * 2 + 10_000;
   const counters: SmsCounters = { sent: 0, retried: 0, failed: 0, expired: 0 };
 
@@ -232,7 +231,7 @@ export function startOutboxWorker(deps: OutboxWorkerDeps, settings: OutboxWorker
         claimed = await store.claimOutbox(instanceId, {
           now,
           staleBefore: new Date(now.getTime() - inFlightMs),
-          limit: batchSize,
+          limit: settings.concurrency,
         });
       } catch (err) {
         log.warn("sms outbox not reachable; will look again", { error: String(err) });
