@@ -93,11 +93,12 @@ const unavailableCodes = new Set(["55P03", "25006"]);
 const isUnavailableCode = (code: string) =>
   unavailableClasses.has(code.slice(0, 2)) || unavailableCodes.has(code);
 
+// The SQLSTATE latchkey_claim_lost raises (PostgreSQL migration 6).
+const claimLost = "LK001";
+
 // Called only on what a driver call threw. The server's own answers are DatabaseErrors with a
 // SQLSTATE; everything else from the driver is the connection failing (refused, reset, timed
 // out, a client the pool already gave up on), so it never reaches the client as raw pg text.
-const claimLost = "LK001";
-
 function translate(err: unknown): unknown {
   if (err instanceof StoreUnavailable || err instanceof QuotaExceeded || err instanceof OutboxClaimLost)
     return err;
@@ -114,7 +115,6 @@ function translate(err: unknown): unknown {
     // database defaults to SERIALIZABLE: the aborted one must decide again.
     if (code === "40P01" || code === "40001")
       return new ConcurrencyError("transaction aborted by a conflict");
-    // Raised by latchkey_claim_lost (migration 6).
     if (code === claimLost) return new OutboxClaimLost(err.message);
     if (isUnavailableCode(code)) return new StoreUnavailable("PostgreSQL is unavailable", { cause: err });
     return err;
