@@ -40,7 +40,9 @@ import {
   searchFieldsOfRow,
   userSearchStatements,
 } from "../user-search.ts";
+import { Batcher } from "./batcher.ts";
 import { postgresMigrations } from "./migrations.ts";
+import { bound, Pipeline, type Prepared, prepared, rowObjects, type Statement } from "./pipeline.ts";
 import { keepFirstStatistics } from "./statistics.ts";
 
 export interface PostgresSettings {
@@ -120,115 +122,6 @@ function translate(err: unknown): unknown {
     return err;
   }
   return new StoreUnavailable("PostgreSQL is unreachable", { cause: err });
-}
-
-// A statement of fixed text that runs often gets a name: each pooled connection then has
-// PostgreSQL parse and plan it once, and from then on only binds and executes it.
-interface Prepared {
-  readonly name: string;
-  readonly text: string;
-}
-
-function prepared<K extends string>(prefix: string, texts: Record<K, string>): Record<K, Prepared> {
-  const out: Partial<Record<K, Prepared>> = {};
-  for (const key of Object.keys(texts) as K[]) out[key] = { name: `lk_${prefix}_${key}`, text: texts[key] };
-  return out as Record<K, Prepared>;
-}
-
-interface Statement {
-  // Absent: parsed afresh each time (unnamed).
-  readonly name?: string;
-  readonly text: string;
-  readonly values: readonly (string | null)[];
-}
-
-const bound = (p: Prepared, values: readonly (string | null)[]): Statement => ({ ...p, values });
-
-// What pg's connection remembers of the statements it has named (pg's own queries read it too).
-const namedOn = (connection: pg.Connection): Record<string, string> =>
-  (connection as unknown as { parsedStatements: Record<string, string> }).parsedStatements;
-
-// Several statements in one round trip: Parse/Bind/Execute for each, then a single Sync. Up to
-// that Sync the server runs them in one implicit transaction, committed at the Sync; at the first
-// error it skips the rest and rolls all of them back (after a BEGIN among them, the transaction
-// stays open, aborted, until a ROLLBACK). pg's own Query would add a Sync (and a round trip) per
-// statement, so this speaks the extended protocol itself through pg's Submittable hook. Rows come
-// back as the server's text, one array per statement.
-class Pipeline {
-  readonly done: Promise<(string | null)[][][]>;
-  private readonly results: (string | null)[][][] = [];
-  private rows: (string | null)[][] = [];
-  private settle: { resolve: (r: (string | null)[][][]) => void; reject: (e: unknown) => void } | null = null;
-  private detach: (() => void) | null = null;
-
-  constructor(private readonly statements: readonly Statement[]) {
-    this.done = new Promise((resolve, reject) => {
-      this.settle = { resolve, reject };
-    });
-  }
-
-  submit(connection: pg.Connection): void {
-    const named = namedOn(connection);
-    const parsing = new Set<string>();
-    const parses: (Prepared | null)[] = [];
-    // One write for the whole pipeline. The `true` arguments satisfy @types/pg; pg 8 ignores them.
-    connection.stream.cork();
-    try {
-      for (const s of this.statements) {
-        const name = s.name ?? "";
-        if (name === "" || (named[name] === undefined && !parsing.has(name))) {
-          connection.parse({ name, text: s.text, types: [] }, true);
-          parses.push(name === "" ? null : { name, text: s.text });
-          if (name !== "") parsing.add(name);
-        }
-        connection.bind({ portal: "", statement: name, values: [...s.values] }, true);
-        connection.execute({ portal: "" }, true);
-      }
-      connection.sync();
-    } finally {
-      connection.stream.uncork();
-    }
-    // A name is remembered once the server confirms its Parse (they are confirmed in order), so
-    // an error part way, after which the server parses nothing more, cannot leave a name
-    // remembered that was never created.
-    if (parsing.size > 0) {
-      const onParsed = () => {
-        const p = parses.shift();
-        if (p) named[p.name] = p.text;
-      };
-      connection.on("parseComplete", onParsed);
-      this.detach = () => connection.off("parseComplete", onParsed);
-    }
-  }
-
-  private finish(): void {
-    this.detach?.();
-    this.detach = null;
-  }
-
-  // Neither comes (no Describe is sent, no statement is empty); they are here so that an
-  // unexpected message cannot throw inside pg's client.
-  handleRowDescription(): void {}
-  handleEmptyQuery(): void {
-    this.handleCommandComplete();
-  }
-  handleDataRow(msg: { fields: (string | null)[] }): void {
-    this.rows.push(msg.fields);
-  }
-  handleCommandComplete(): void {
-    this.results.push(this.rows);
-    this.rows = [];
-  }
-  handleError(err: unknown): void {
-    this.finish();
-    this.settle?.reject(err);
-    this.settle = null;
-  }
-  handleReadyForQuery(): void {
-    this.finish();
-    this.settle?.resolve(this.results);
-    this.settle = null;
-  }
 }
 
 // The rows are ordered by their place in the request so that positions follow the order of the
@@ -375,7 +268,7 @@ async function appendChecked(
   ];
   try {
     const results = await c.query(new Pipeline(first)).done;
-    const after = (i: number) => results[i] ?? [];
+    const after = (i: number) => results[i]?.rows ?? [];
     const countsFrom = 1 + keys.length;
     const headFrom = countsFrom + counts.length;
     // Each message counts against its limits the uses of the messages before it in this append.
@@ -760,6 +653,17 @@ export async function openPostgresStore(
     }
   }
 
+  // Appends that count no sending limit, and the lookups every call makes, share round trips
+  // with the others of their turn (batcher.ts). Appends go one batch at a time: a batch holds
+  // its rows' locks until it commits, and two batches taking them in different orders could
+  // deadlock; meanwhile the next batch gathers, so the commit is shared as SQLite's is.
+  const pipeline = (describe: boolean) => (statements: readonly Statement[]) =>
+    withClient((c) => c.query(new Pipeline(statements, describe)).done);
+  const writes = new Batcher(pipeline(false), { inFlight: 1, statements: 256 });
+  const reads = new Batcher(pipeline(true), { inFlight: settings.poolSize, statements: 64 });
+  const read = async <R>(statement: Prepared, values: readonly string[]): Promise<R[]> =>
+    rowObjects<R>((await reads.run([bound(statement, values)]))[0]);
+
   const select = async <R extends pg.QueryResultRow>(
     statement: string | Prepared,
     values: unknown[],
@@ -792,14 +696,16 @@ export async function openPostgresStore(
       // Only the database itself, a lost claim included, can refuse an append that counts no
       // sending limit: the whole of it is one pipeline, one round trip, committed at its Sync.
       const counted = changes.some((ch) => ch.kind === "enqueue" && ch.quotas.length > 0);
-      const inserted = await withClient(async (c) => {
-        if (counted) return appendChecked(c, req, statements, changes);
-        const outboxStatements = changes.map((ch) =>
-          ch.kind === "enqueue" ? enqueueStatement(req, ch.message) : settleStatement(req, ch),
-        );
-        const results = await c.query(new Pipeline([...statements, ...outboxStatements])).done;
-        return results[0] ?? [];
-      });
+      const inserted = counted
+        ? await withClient((c) => appendChecked(c, req, statements, changes))
+        : ((
+            await writes.run([
+              ...statements,
+              ...changes.map((ch) =>
+                ch.kind === "enqueue" ? enqueueStatement(req, ch.message) : settleStatement(req, ch),
+              ),
+            ])
+          )[0]?.rows ?? []);
       const positions = new Map<string, number>();
       for (const [position, type, id, sequence] of inserted)
         positions.set(JSON.stringify([type, id, Number(sequence)]), Number(position));
@@ -832,11 +738,11 @@ export async function openPostgresStore(
       return r ? { id: r.id, name: r.name, defaultOrgId: r.default_org_id } : null;
     },
     async getUser(instanceId: string, userId: string): Promise<UserState | null> {
-      const [r] = await select<{ state: UserState }>(sql.user, [instanceId, userId]);
+      const [r] = await read<{ state: UserState }>(sql.user, [instanceId, userId]);
       return r ? upgradeUser(r.state) : null;
     },
     async loadUser(instanceId: string, userId: string): Promise<UserWithTail> {
-      const rows = await select<{ state: UserState | null } & { [K in keyof EventRow]: EventRow[K] | null }>(
+      const rows = await read<{ state: UserState | null } & { [K in keyof EventRow]: EventRow[K] | null }>(
         sql.userWithTail,
         [instanceId, userId],
       );
@@ -863,11 +769,11 @@ export async function openPostgresStore(
       });
     },
     async getOrg(instanceId: string, orgId: string): Promise<OrgRow | null> {
-      const [r] = await select<{ id: string; name: string }>(sql.org, [instanceId, orgId]);
+      const [r] = await read<{ id: string; name: string }>(sql.org, [instanceId, orgId]);
       return r ? { id: r.id, name: r.name } : null;
     },
     async findTokenHolder(instanceId: string, tokenHash: string): Promise<TokenHolder | null> {
-      const [r] = await select<{
+      const [r] = await read<{
         token_id: string;
         user_id: string;
         expires_at: string | null;
@@ -882,7 +788,7 @@ export async function openPostgresStore(
       };
     },
     async membershipsOf(instanceId: string, userId: string): Promise<Membership[]> {
-      const rows = await select<{ scope_kind: string; scope_id: string; roles: string[] }>(sql.members, [
+      const rows = await read<{ scope_kind: string; scope_id: string; roles: string[] }>(sql.members, [
         instanceId,
         userId,
       ]);
@@ -969,15 +875,15 @@ export async function openPostgresStore(
       };
     },
     async userIdByLoginName(instanceId: string, loginName: string): Promise<string | null> {
-      const [r] = await select<{ id: string }>(sql.userByLoginName, [instanceId, loginName]);
+      const [r] = await read<{ id: string }>(sql.userByLoginName, [instanceId, loginName]);
       return r?.id ?? null;
     },
     async getSession(instanceId: string, sessionId: string): Promise<SessionState | null> {
-      const [r] = await select<{ state: SessionState }>(sql.session, [instanceId, sessionId]);
+      const [r] = await read<{ state: SessionState }>(sql.session, [instanceId, sessionId]);
       return r ? r.state : null;
     },
     async sessionsOfUser(instanceId: string, userId: string): Promise<SessionState[]> {
-      return (await select<{ state: SessionState }>(sql.sessionsOfUser, [instanceId, userId])).map(
+      return (await read<{ state: SessionState }>(sql.sessionsOfUser, [instanceId, userId])).map(
         (r) => r.state,
       );
     },

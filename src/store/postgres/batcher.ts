@@ -1,0 +1,105 @@
+import { StoreUnavailable } from "../../app/ports.ts";
+import type { Statement, StatementResult } from "./pipeline.ts";
+
+// Runs statements on one pooled connection in one round trip, all or none (a pipeline).
+export type Send = (statements: readonly Statement[]) => Promise<StatementResult[]>;
+
+interface Unit {
+  readonly statements: readonly Statement[];
+  readonly resolve: (results: StatementResult[]) => void;
+  readonly reject: (err: unknown) => void;
+}
+
+export interface BatcherOptions {
+  // Batches on their way at once; a new batch forms from what waits meanwhile.
+  readonly inFlight: number;
+  // A batch closes at this many statements, or sooner when fewer wait; a larger unit goes alone.
+  readonly statements: number;
+}
+
+// Units of statements that ask for the database in the same turn of the event loop go as one
+// pipeline, one transaction, one write and one answer, instead of one round trip each: on two
+// shared cores, waking the server and this process once per query cost more than the queries.
+// A unit succeeds or fails as if it had been sent alone: when the database refuses a batch, it
+// has rolled all of it back, so each unit is sent again by itself to learn its own answer. A
+// batch whose fate is unknown (the connection failed, the server went silent) is not sent
+// again: every unit in it hears that the store is unavailable.
+export class Batcher {
+  private queue: Unit[] = [];
+  private sending = 0;
+  private scheduled = false;
+
+  constructor(
+    private readonly send: Send,
+    private readonly options: BatcherOptions,
+  ) {}
+
+  run(statements: readonly Statement[]): Promise<StatementResult[]> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ statements, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  // Waits for the rest of this turn's callers before sending.
+  private schedule(): void {
+    if (this.scheduled || this.queue.length === 0 || this.sending >= this.options.inFlight) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.sendNext();
+    });
+  }
+
+  private take(): Unit[] {
+    const units: Unit[] = [];
+    let count = 0;
+    while (this.queue.length > 0) {
+      const next = this.queue[0] as Unit;
+      if (units.length > 0 && count + next.statements.length > this.options.statements) break;
+      units.push(next);
+      count += next.statements.length;
+      this.queue.shift();
+    }
+    return units;
+  }
+
+  private async sendNext(): Promise<void> {
+    const units = this.take();
+    if (units.length === 0) return;
+    this.sending++;
+    this.schedule();
+    try {
+      await this.sendBatch(units);
+    } finally {
+      this.sending--;
+      this.schedule();
+    }
+  }
+
+  private async sendBatch(units: Unit[]): Promise<void> {
+    let results: StatementResult[];
+    try {
+      results = await this.send(units.flatMap((u) => u.statements));
+    } catch (err) {
+      if (units.length === 1 || err instanceof StoreUnavailable) {
+        for (const u of units) u.reject(err);
+        return;
+      }
+      await Promise.all(
+        units.map((u) =>
+          this.send(u.statements).then(
+            (r) => u.resolve(r),
+            (e: unknown) => u.reject(e),
+          ),
+        ),
+      );
+      return;
+    }
+    let at = 0;
+    for (const u of units) {
+      u.resolve(results.slice(at, at + u.statements.length));
+      at += u.statements.length;
+    }
+  }
+}
