@@ -34,7 +34,7 @@ function connection(options: { refuse?: Set<string>; fail?: Error; delayMs?: num
 describe("PostgreSQL batching", () => {
   it("sends what is asked in one turn as one round trip, each caller getting its own answers", async () => {
     const c = connection();
-    const batcher = new Batcher(c.send, { inFlight: 1, statements: 100 });
+    const batcher = new Batcher(c.send, { inFlight: 1, statements: 100, maxWaitMs: 1000 });
     const answers = await Promise.all([
       batcher.run([st("a1"), st("a2")]),
       batcher.run([st("b1")]),
@@ -46,7 +46,7 @@ describe("PostgreSQL batching", () => {
 
   it("closes a batch at its statement limit, never splitting a caller's statements", async () => {
     const c = connection();
-    const batcher = new Batcher(c.send, { inFlight: 10, statements: 3 });
+    const batcher = new Batcher(c.send, { inFlight: 10, statements: 3, maxWaitMs: 1000 });
     const answers = await Promise.all([
       batcher.run([st("a1"), st("a2")]),
       batcher.run([st("b1"), st("b2")]),
@@ -59,20 +59,20 @@ describe("PostgreSQL batching", () => {
 
   it("keeps at most its limit of batches on their way, gathering the rest meanwhile", async () => {
     const c = connection({ delayMs: 20 });
-    const batcher = new Batcher(c.send, { inFlight: 1, statements: 1 });
+    const batcher = new Batcher(c.send, { inFlight: 1, statements: 1, maxWaitMs: 1000 });
     await Promise.all(["a", "b", "c", "d"].map((t) => batcher.run([st(t)])));
     assert.equal(c.mostOpen(), 1);
     assert.deepEqual(c.trips, [["a"], ["b"], ["c"], ["d"]]);
 
     const wide = connection({ delayMs: 20 });
-    const two = new Batcher(wide.send, { inFlight: 2, statements: 1 });
+    const two = new Batcher(wide.send, { inFlight: 2, statements: 1, maxWaitMs: 1000 });
     await Promise.all(["a", "b", "c", "d"].map((t) => two.run([st(t)])));
     assert.equal(wide.mostOpen(), 2);
   });
 
   it("asks again alone for each caller when the database refuses a batch, so one failure stays its own", async () => {
     const c = connection({ refuse: new Set(["bad"]) });
-    const batcher = new Batcher(c.send, { inFlight: 1, statements: 100 });
+    const batcher = new Batcher(c.send, { inFlight: 1, statements: 100, maxWaitMs: 1000 });
     const results = await Promise.allSettled([
       batcher.run([st("a")]),
       batcher.run([st("x"), st("bad")]),
@@ -88,13 +88,26 @@ describe("PostgreSQL batching", () => {
   it("does not send a batch again when its fate is unknown: every caller hears unavailable", async () => {
     const lost = new StoreUnavailable("PostgreSQL is unreachable");
     const c = connection({ fail: lost });
-    const batcher = new Batcher(c.send, { inFlight: 1, statements: 100 });
+    const batcher = new Batcher(c.send, { inFlight: 1, statements: 100, maxWaitMs: 1000 });
     const results = await Promise.allSettled([batcher.run([st("a")]), batcher.run([st("b")])]);
     assert.deepEqual(
       results.map((r) => r.status === "rejected" && r.reason === lost),
       [true, true],
     );
     assert.equal(c.trips.length, 1, "an append that may have committed is never sent twice");
+  });
+
+  it("answers unavailable, without sending it, what waited too long behind a slow batch", async () => {
+    const c = connection({ delayMs: 120 });
+    const batcher = new Batcher(c.send, { inFlight: 1, statements: 100, maxWaitMs: 50 });
+    const slow = batcher.run([st("slow")]);
+    await new Promise((resolve) => setImmediate(resolve));
+    const stuck = batcher.run([st("stuck")]);
+    await assert.rejects(stuck, StoreUnavailable);
+    assert.deepEqual(texts(await slow), ["slow"]);
+    assert.deepEqual(c.trips, [["slow"]]);
+    // A caller that comes later is served as usual.
+    assert.deepEqual(texts(await batcher.run([st("later")])), ["later"]);
   });
 
   it("goes on after a failed batch with what waited behind it", async () => {
@@ -110,7 +123,7 @@ describe("PostgreSQL batching", () => {
         }
         return statements.map((s) => ({ rows: [[s.text]], fields: null }));
       },
-      { inFlight: 1, statements: 100 },
+      { inFlight: 1, statements: 100, maxWaitMs: 1000 },
     );
     const early = batcher.run([st("a")]);
     await new Promise((resolve) => setImmediate(resolve));

@@ -6,6 +6,7 @@ export type Send = (statements: readonly Statement[]) => Promise<StatementResult
 
 interface Unit {
   readonly statements: readonly Statement[];
+  readonly queuedAt: number;
   readonly resolve: (results: StatementResult[]) => void;
   readonly reject: (err: unknown) => void;
 }
@@ -15,6 +16,10 @@ export interface BatcherOptions {
   readonly inFlight: number;
   // A batch closes at this many statements, or sooner when fewer wait; a larger unit goes alone.
   readonly statements: number;
+  // A unit that waited this long for its batch to form is not sent: it hears that the store is
+  // unavailable, as a query that waited this long for a pooled connection would. Without it, a
+  // database that answers slowly or not at all would let the queue, and each wait, grow without end.
+  readonly maxWaitMs: number;
 }
 
 // Units of statements that ask for the database in the same turn of the event loop go as one
@@ -36,7 +41,7 @@ export class Batcher {
 
   run(statements: readonly Statement[]): Promise<StatementResult[]> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ statements, resolve, reject });
+      this.queue.push({ statements, queuedAt: performance.now(), resolve, reject });
       this.schedule();
     });
   }
@@ -53,9 +58,17 @@ export class Batcher {
 
   private take(): Unit[] {
     const units: Unit[] = [];
+    const expiredBefore = performance.now() - this.options.maxWaitMs;
     let count = 0;
     while (this.queue.length > 0) {
       const next = this.queue[0] as Unit;
+      if (next.queuedAt < expiredBefore) {
+        this.queue.shift();
+        next.reject(
+          new StoreUnavailable(`PostgreSQL was too busy to take this within ${this.options.maxWaitMs} ms`),
+        );
+        continue;
+      }
       if (units.length > 0 && count + next.statements.length > this.options.statements) break;
       units.push(next);
       count += next.statements.length;

@@ -659,8 +659,9 @@ export async function openPostgresStore(
   // deadlock; meanwhile the next batch gathers, so the commit is shared as SQLite's is.
   const pipeline = (describe: boolean) => (statements: readonly Statement[]) =>
     withClient((c) => c.query(new Pipeline(statements, describe)).done);
-  const writes = new Batcher(pipeline(false), { inFlight: 1, statements: 256 });
-  const reads = new Batcher(pipeline(true), { inFlight: settings.poolSize, statements: 64 });
+  const maxWaitMs = settings.connectTimeoutMs;
+  const writes = new Batcher(pipeline(false), { inFlight: 1, statements: 256, maxWaitMs });
+  const reads = new Batcher(pipeline(true), { inFlight: settings.poolSize, statements: 64, maxWaitMs });
   const read = async <R>(statement: Prepared, values: readonly string[]): Promise<R[]> =>
     rowObjects<R>((await reads.run([bound(statement, values)]))[0]);
 
