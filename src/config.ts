@@ -179,7 +179,7 @@ export const settings = {
   LATCHKEY_DATABASE_CONNECT_TIMEOUT_MS: {
     key: "database.connectTimeoutMs",
     default: "3000",
-    meaning: "PostgreSQL: longest wait for a new connection or a free one in the pool",
+    meaning: "PostgreSQL: longest wait for a new connection, a free one in the pool, or a place in a batch",
     check: wholeNumber(100, 600000),
   },
   LATCHKEY_ADMIN_PAT_PATH: {
