@@ -664,6 +664,19 @@ export async function openPostgresStore(
   const reads = new Batcher(pipeline(true), { inFlight: settings.poolSize, statements: 64, maxWaitMs });
   const read = async <R>(statement: Prepared, values: readonly string[]): Promise<R[]> =>
     rowObjects<R>((await reads.run([bound(statement, values)]))[0]);
+  // Only the database itself, a lost claim included, can refuse an append that counts no sending
+  // limit, so such an append joins its turn's batch. Answers the rows of its first statement.
+  async function appendBatched(
+    req: AppendRequest,
+    head: readonly Statement[],
+    changes: readonly OutboxChange[],
+  ): Promise<(string | null)[][]> {
+    const outboxStatements = changes.map((ch) =>
+      ch.kind === "enqueue" ? enqueueStatement(req, ch.message) : settleStatement(req, ch),
+    );
+    const [first] = await writes.run([...head, ...outboxStatements]);
+    return first?.rows ?? [];
+  }
 
   const select = async <R extends pg.QueryResultRow>(
     statement: string | Prepared,
@@ -694,19 +707,10 @@ export async function openPostgresStore(
         ...req.readModel.map((c) => changeStatement(req.instanceId, c)),
       ];
       const changes = req.outbox ?? [];
-      // Only the database itself, a lost claim included, can refuse an append that counts no
-      // sending limit: the whole of it is one pipeline, one round trip, committed at its Sync.
       const counted = changes.some((ch) => ch.kind === "enqueue" && ch.quotas.length > 0);
       const inserted = counted
         ? await withClient((c) => appendChecked(c, req, statements, changes))
-        : ((
-            await writes.run([
-              ...statements,
-              ...changes.map((ch) =>
-                ch.kind === "enqueue" ? enqueueStatement(req, ch.message) : settleStatement(req, ch),
-              ),
-            ])
-          )[0]?.rows ?? []);
+        : await appendBatched(req, statements, changes);
       const positions = new Map<string, number>();
       for (const [position, type, id, sequence] of inserted)
         positions.set(JSON.stringify([type, id, Number(sequence)]), Number(position));
