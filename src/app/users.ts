@@ -4,7 +4,7 @@ import { requireId, text, rules as textRules } from "../domain/input.ts";
 import type { Principal } from "../domain/permissions.ts";
 import { maxPasswordLength } from "../domain/policy.ts";
 import { terminateSession } from "../domain/session/decide.ts";
-import { foldSession } from "../domain/session/state.ts";
+import { foldSession, type SessionState } from "../domain/session/state.ts";
 import * as decide from "../domain/user/decide.ts";
 import { type Profile, UserEvent } from "../domain/user/events.ts";
 import { emptyUser, foldUser, type UserState } from "../domain/user/state.ts";
@@ -91,13 +91,22 @@ export function userCommands(deps: AppDeps, instanceId: string) {
   }
 
   // Load, authorize, decide, append (with the SMS the events call for); again on a lost race.
+  // A command whose purpose is to end a factor reads the user's sessions together with the user
+  // rather than after it: on PostgreSQL the two reads then share one round trip.
   function change(
     principal: Principal,
     userId: string,
     rule: Rule,
     decideOn: (s: UserState, now: Date) => WithSms,
+    endsFactor = false,
   ): Promise<Details> {
     return transact(deps, instanceId, principal.userId, async (now) => {
+      const sessionsRead =
+        endsFactor && deps.settings.endSessionsOnFactorRemoval
+          ? deps.store.sessionsOfUser(instanceId, userId)
+          : undefined;
+      // Whatever the load throws comes first; a failed sessions read is then not left unhandled.
+      sessionsRead?.catch(() => {});
       const before = await load(userId);
       authorizeOnUser(principal, rule, before);
       const decision = decideOn(before, now);
@@ -113,7 +122,7 @@ export function userCommands(deps: AppDeps, instanceId: string) {
       const after = foldUser(before, events);
       const fallback = { sequence: before.sequence, changeDate: now, resourceOwner: before.orgId };
       const ended = decision.events.some((e) => e.type === UserEvent.otpSmsRemoved)
-        ? await endOtherSessions(principal, userId, now)
+        ? await endOtherSessions(principal, userId, now, await sessionsRead)
         : { writes: [], readModel: [] };
       return {
         writes: [
@@ -145,11 +154,12 @@ export function userCommands(deps: AppDeps, instanceId: string) {
     principal: Principal,
     userId: string,
     now: Date,
+    alreadyRead?: readonly SessionState[],
   ): Promise<{ writes: AggregateWrite[]; readModel: ReadModelChange[] }> {
     const writes: AggregateWrite[] = [];
     const readModel: ReadModelChange[] = [];
     if (!deps.settings.endSessionsOnFactorRemoval) return { writes, readModel };
-    for (const s of await deps.store.sessionsOfUser(instanceId, userId)) {
+    for (const s of alreadyRead ?? (await deps.store.sessionsOfUser(instanceId, userId))) {
       if (s.id === principal.sessionId) continue;
       const events = terminateSession(s);
       if (events.length === 0) continue;
@@ -310,7 +320,7 @@ export function userCommands(deps: AppDeps, instanceId: string) {
 
     removeOtpSms(principal: Principal, userId: string) {
       decide.requireUserId(userId, "COMMAND-S3br2");
-      return change(principal, userId, rules.removeOtpSms, (s) => decide.removeOtpSms(s));
+      return change(principal, userId, rules.removeOtpSms, (s) => decide.removeOtpSms(s), true);
     },
 
     // What became of an SMS to this user: the event on the user and the settled outbox row,
