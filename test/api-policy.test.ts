@@ -133,6 +133,24 @@ for (const db of databaseKinds) {
       assert.equal(noPermission.status, 403);
     });
 
+    // The instance's administrator belongs to another organization: over REST, as over gRPC, the
+    // header alone says which organization the call is about.
+    it("takes the organization from x-zitadel-orgid over REST, not from the caller", async () => {
+      const path = "/management/v1/policies/password/complexity";
+      const headers = { "x-zitadel-orgid": orgB };
+      const set = await rest(server.url, "POST", path, {
+        token: server.adminToken,
+        headers,
+        body: { minLength: 40 },
+      });
+      assert.equal(set.status, 200, JSON.stringify(set.body));
+      assert.equal(set.body.details.resourceOwner, orgB);
+      await expectCode(humanUser(admin, { orgId: orgB, password }), Code.InvalidArgument, "DOMAIN-HuJf6");
+      const reset = await rest(server.url, "DELETE", path, { token: server.adminToken, headers });
+      assert.equal(reset.status, 200);
+      await humanUser(admin, { orgId: orgB, password });
+    });
+
     // ZITADEL's management API names the permission of each method in its v1 option; the
     // instance's defaults need policy.read like the organization's own policies do.
     it("shows the instance's default policies only to callers holding policy.read", async () => {
