@@ -44,6 +44,18 @@ describe("PostgreSQL batching", () => {
     assert.deepEqual(answers.map(texts), [["a1", "a2"], ["b1"], ["c1", "c2", "c3"]]);
   });
 
+  it("sends a batch's units in the order they name, each caller still getting its own answers", async () => {
+    const c = connection();
+    const batcher = new Batcher(c.send, { inFlight: 1, statements: 100, maxWaitMs: 1000 });
+    const answers = await Promise.all([
+      batcher.run([st("c1"), st("c2")], "user/c"),
+      batcher.run([st("a1")], "user/a"),
+      batcher.run([st("b1")], "user/b"),
+    ]);
+    assert.deepEqual(c.trips, [["a1", "b1", "c1", "c2"]]);
+    assert.deepEqual(answers.map(texts), [["c1", "c2"], ["a1"], ["b1"]]);
+  });
+
   it("closes a batch at its statement limit, never splitting a caller's statements", async () => {
     const c = connection();
     const batcher = new Batcher(c.send, { inFlight: 10, statements: 3, maxWaitMs: 1000 });

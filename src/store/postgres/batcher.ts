@@ -6,6 +6,7 @@ export type Send = (statements: readonly Statement[]) => Promise<StatementResult
 
 interface Unit {
   readonly statements: readonly Statement[];
+  readonly order: string;
   readonly queuedAt: number;
   readonly resolve: (results: StatementResult[]) => void;
   readonly reject: (err: unknown) => void;
@@ -39,9 +40,13 @@ export class Batcher {
     private readonly options: BatcherOptions,
   ) {}
 
-  run(statements: readonly Statement[]): Promise<StatementResult[]> {
+  // `order` names the rows a unit locks first. A batch sends its units in that order, so that
+  // two batches (from two nodes) that lock the same rows lock them in the same order: one waits
+  // for the other to commit instead of both waiting on each other until PostgreSQL's deadlock
+  // check (a second, by default) or the statement timeout ends one of them.
+  run(statements: readonly Statement[], order = ""): Promise<StatementResult[]> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ statements, queuedAt: performance.now(), resolve, reject });
+      this.queue.push({ statements, order, queuedAt: performance.now(), resolve, reject });
       this.schedule();
     });
   }
@@ -74,7 +79,7 @@ export class Batcher {
       count += next.statements.length;
       this.queue.shift();
     }
-    return units;
+    return units.sort((a, b) => (a.order < b.order ? -1 : a.order > b.order ? 1 : 0));
   }
 
   private async sendNext(): Promise<void> {

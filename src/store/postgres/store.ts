@@ -654,9 +654,10 @@ export async function openPostgresStore(
   }
 
   // Appends that count no sending limit, and the lookups every call makes, share round trips
-  // with the others of their turn (batcher.ts). Appends go one batch at a time: a batch holds
-  // its rows' locks until it commits, and two batches taking them in different orders could
-  // deadlock; meanwhile the next batch gathers, so the commit is shared as SQLite's is.
+  // with the others of their turn (batcher.ts). A batch holds its rows' locks until it commits.
+  // Appends go one batch at a time, and the next gathers meanwhile, so the commit is shared as
+  // SQLite's is; other nodes' batches run alongside, and take rows in the same order (by the
+  // aggregate each append writes first), so batches wait for each other without deadlocking.
   const pipeline = (describe: boolean) => (statements: readonly Statement[]) =>
     withClient((c) => c.query(new Pipeline(statements, describe)).done);
   const maxWaitMs = settings.connectTimeoutMs;
@@ -674,7 +675,9 @@ export async function openPostgresStore(
     const outboxStatements = changes.map((ch) =>
       ch.kind === "enqueue" ? enqueueStatement(req, ch.message) : settleStatement(req, ch),
     );
-    const [first] = await writes.run([...head, ...outboxStatements]);
+    const firstWrite = req.writes[0]?.ref;
+    const order = firstWrite ? `${firstWrite.type}/${firstWrite.id}` : "";
+    const [first] = await writes.run([...head, ...outboxStatements], order);
     return first?.rows ?? [];
   }
 
