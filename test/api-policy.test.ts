@@ -97,21 +97,20 @@ for (const db of databaseKinds) {
       );
     });
 
-    it("applies the organization's own password complexity policy, set over REST", async () => {
-      const path = "/management/v1/policies/password/complexity";
-      const headers = { "x-zitadel-orgid": orgA };
-      const set = await rest(server.url, "POST", path, {
-        token: ownerA.token,
-        headers,
-        body: { minLength: 30 },
+    // The management API's REST path for an organization's password complexity policy; the
+    // organization is the one the x-zitadel-orgid header names.
+    const complexity = (method: string, token: string, orgId: string, minLength?: number) =>
+      rest(server.url, method, "/management/v1/policies/password/complexity", {
+        token,
+        headers: { "x-zitadel-orgid": orgId },
+        body: minLength === undefined ? undefined : { minLength },
       });
+
+    it("applies the organization's own password complexity policy, set over REST", async () => {
+      const set = await complexity("POST", ownerA.token, orgA, 30);
       assert.equal(set.status, 200, JSON.stringify(set.body));
       assert.equal(set.body.details.resourceOwner, orgA);
-      const again = await rest(server.url, "PUT", path, {
-        token: ownerA.token,
-        headers,
-        body: { minLength: 30 },
-      });
+      const again = await complexity("PUT", ownerA.token, orgA, 30);
       assert.equal(again.status, 400);
       assert.equal(again.body.details[0].id, "Org-DAs21");
 
@@ -122,31 +121,21 @@ for (const db of databaseKinds) {
       });
       assert.equal(settingsA.body.settings.minLength, "30");
 
-      const reset = await rest(server.url, "DELETE", path, { token: ownerA.token, headers });
+      const reset = await complexity("DELETE", ownerA.token, orgA);
       assert.equal(reset.status, 200);
       await humanUser(admin, { orgId: orgA, password });
-      const noPermission = await rest(server.url, "POST", path, {
-        token: login.token,
-        headers,
-        body: { minLength: 9 },
-      });
+      const noPermission = await complexity("POST", login.token, orgA, 9);
       assert.equal(noPermission.status, 403);
     });
 
     // The instance's administrator belongs to another organization: over REST, as over gRPC, the
     // header alone says which organization the call is about.
     it("takes the organization from x-zitadel-orgid over REST, not from the caller", async () => {
-      const path = "/management/v1/policies/password/complexity";
-      const headers = { "x-zitadel-orgid": orgB };
-      const set = await rest(server.url, "POST", path, {
-        token: server.adminToken,
-        headers,
-        body: { minLength: 40 },
-      });
+      const set = await complexity("POST", server.adminToken, orgB, 40);
       assert.equal(set.status, 200, JSON.stringify(set.body));
       assert.equal(set.body.details.resourceOwner, orgB);
       await expectCode(humanUser(admin, { orgId: orgB, password }), Code.InvalidArgument, "DOMAIN-HuJf6");
-      const reset = await rest(server.url, "DELETE", path, { token: server.adminToken, headers });
+      const reset = await complexity("DELETE", server.adminToken, orgB);
       assert.equal(reset.status, 200);
       await humanUser(admin, { orgId: orgB, password });
     });
