@@ -656,8 +656,9 @@ export async function openPostgresStore(
   // Appends that count no sending limit, and the lookups every call makes, share round trips
   // with the others of their turn (batcher.ts). A batch holds its rows' locks until it commits.
   // Appends go one batch at a time, and the next gathers meanwhile, so the commit is shared as
-  // SQLite's is; other nodes' batches run alongside, and take rows in the same order (by the
-  // aggregate each append writes first), so batches wait for each other without deadlocking.
+  // SQLite's is. Other nodes' batches run alongside and take rows in the same order (by the
+  // aggregate each append writes first), so they wait for each other instead of deadlocking;
+  // an append that writes two aggregates keeps its own order (docs/operations.md, "Round trips").
   const pipeline = (describe: boolean) => (statements: readonly Statement[]) =>
     withClient((c) => c.query(new Pipeline(statements, describe)).done);
   const maxWaitMs = settings.connectTimeoutMs;
