@@ -12,7 +12,7 @@ import { openStore } from "../src/store/open.ts";
 import { clients } from "./support/clients.ts";
 import { databaseKinds, freshDatabase } from "./support/databases.ts";
 import { humanUser } from "./support/fixtures.ts";
-import { type Ack, checkLog, type Outcome, otpSender } from "./support/otp-load.ts";
+import { type Ack, checkLog, type OtpCall, type Outcome, otpSender } from "./support/otp-load.ts";
 import { killAll, spawnLatchkey } from "./support/process.ts";
 import { Hop } from "./support/tcp-hop.ts";
 
@@ -66,19 +66,21 @@ if (databaseKinds.includes("postgres")) {
         const send = otpSender(urls, token);
         let phase: Phase = "before";
         let running = true;
-        const seen: { phase: Phase; outcome: Outcome }[] = [];
+        const seen: { phase: Phase; call: OtpCall; at: number; outcome: Outcome }[] = [];
         let n = 0;
         const workers = Array.from({ length: 8 }, async (_, w) => {
           while (running) {
             const i = n++;
             const started = phase;
-            const outcome = await send({
+            const at = Date.now();
+            const call: OtpCall = {
               userId: users[(i + w) % users.length]!,
               add: i % 3 !== 0,
               node: i % 2,
               via: i % 4 < 2 ? "rest" : "grpc",
-            });
-            seen.push({ phase: started, outcome });
+            };
+            const outcome = await send(call);
+            seen.push({ phase: started, call, at, outcome });
             // A node that answers at once while the database is away must not spin the loop.
             if (outcome.kind === "unavailable") await sleep(20);
           }
@@ -91,6 +93,7 @@ if (databaseKinds.includes("postgres")) {
         await hop.up();
         for (const u of urls) await readyWithin(u, 10_000);
         phase = "recovered";
+        const recoveredAt = Date.now();
         await sleep(1000);
         running = false;
         await Promise.all(workers);
@@ -102,7 +105,16 @@ if (databaseKinds.includes("postgres")) {
         assert.ok(inPhase("before", "ack") > 0, "writes were acknowledged before the outage");
         assert.ok(inPhase("outage", "unavailable") > 0, "the outage was answered with Unavailable");
         assert.ok(inPhase("recovered", "ack") > 0, "writes were acknowledged after the outage");
-        assert.equal(inPhase("recovered", "unavailable"), 0, "nothing is unavailable once ready again");
+        // Said with when and where each happened: the one failure seen here came from two nodes'
+        // batches deadlocking (docs/benchmarks.md, section 11), which only timing could show.
+        const lateUnavailable = seen.flatMap((s) =>
+          s.phase === "recovered" && s.outcome.kind === "unavailable"
+            ? [
+                `node ${s.call.node} via ${s.call.via}, ${s.at - recoveredAt} ms after both were ready (when it began)`,
+              ]
+            : [],
+        );
+        assert.deepEqual(lateUnavailable, [], "nothing is unavailable once ready again");
         for (const node of nodes) assert.equal(node.child.exitCode, null, "the node was not restarted");
 
         // A write cut off mid-commit may be stored though it was answered Unavailable; an
