@@ -105,8 +105,8 @@ if (databaseKinds.includes("postgres")) {
         assert.ok(inPhase("before", "ack") > 0, "writes were acknowledged before the outage");
         assert.ok(inPhase("outage", "unavailable") > 0, "the outage was answered with Unavailable");
         assert.ok(inPhase("recovered", "ack") > 0, "writes were acknowledged after the outage");
-        // Said with when and where each happened: the one failure seen here came from two nodes'
-        // batches deadlocking (docs/benchmarks.md, section 11), which only timing could show.
+        // Each with when and where it happened: a count alone said too little the one time this
+        // failed (two nodes' batches deadlocking, docs/benchmarks.md section 11).
         const lateUnavailable = seen.flatMap((s) =>
           s.phase === "recovered" && s.outcome.kind === "unavailable"
             ? [
