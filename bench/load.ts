@@ -2,7 +2,6 @@
 // that it never shares an event loop with the server it measures. Each virtual user sends
 // AddOTPSMS then RemoveOTPSMS for the users it owns, one call at a time, as fast as answers come.
 import { readFileSync } from "node:fs";
-import http from "node:http";
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import { createServerTransport } from "@zitadel/client/node";
 import { createUserServiceClient } from "@zitadel/client/v2";
@@ -15,6 +14,7 @@ import {
   postgresCpu,
   postgresSecondsBetween,
 } from "./children.ts";
+import { KeptAliveConnection } from "./http-client.ts";
 import { type CallStats, callStats } from "./stats.ts";
 
 export type Protocol = "rest" | "grpc";
@@ -70,38 +70,30 @@ const callTimeoutMs = 30_000;
 
 function restCaller(s: LoadSettings): Caller {
   const base = new URL(s.baseUrl);
-  // One kept-alive socket per virtual user, as a pooled client in front of the server would hold.
-  const agent = new http.Agent({ keepAlive: true, maxSockets: s.concurrency });
-  const auth = `Bearer ${s.token}`;
-  const send = (method: string, path: string, body: string | null) =>
-    new Promise<number>((resolve, reject) => {
-      const headers: Record<string, string | number> = { authorization: auth };
-      if (body !== null) {
-        headers["content-type"] = "application/json";
-        headers["content-length"] = Buffer.byteLength(body);
-      }
-      const req = http.request(
-        { host: base.hostname, port: base.port, method, path, agent, headers },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on("data", (c: Buffer) => chunks.push(c));
-          res.on("error", reject);
-          res.on("end", () => {
-            const text = Buffer.concat(chunks);
-            if (res.statusCode === 200) resolve(text.length);
-            else
-              reject(new Error(`${method} ${path}: HTTP ${res.statusCode} ${text.toString().slice(0, 300)}`));
-          });
-        },
-      );
-      req.on("error", reject);
-      req.setTimeout(callTimeoutMs, () => req.destroy(new Error(`${method} ${path}: no answer in time`)));
-      req.end(body ?? undefined);
-    });
+  // One kept-alive connection per virtual user, as a pooled client in front of the server holds.
+  const connections = Array.from(
+    { length: s.concurrency },
+    () => new KeptAliveConnection(base.hostname, Number(base.port), callTimeoutMs),
+  );
+  const auth = `authorization: Bearer ${s.token}\r\n`;
+  const json = `${auth}content-type: application/json\r\n`;
+  const send = async (vu: number, method: string, path: string, body: string | null) => {
+    const { status, body: answer } = await connections[vu]!.request(
+      method,
+      path,
+      body === null ? auth : json,
+      body,
+    );
+    if (status !== 200)
+      throw new Error(`${method} ${path}: HTTP ${status} ${answer.toString().slice(0, 300)}`);
+    return answer.length;
+  };
   return {
-    add: (id) => send("POST", `/v2/users/${encodeURIComponent(id)}/otp_sms`, "{}"),
-    remove: (id) => send("DELETE", `/v2/users/${encodeURIComponent(id)}/otp_sms`, null),
-    close: () => agent.destroy(),
+    add: (id, vu) => send(vu, "POST", `/v2/users/${encodeURIComponent(id)}/otp_sms`, "{}"),
+    remove: (id, vu) => send(vu, "DELETE", `/v2/users/${encodeURIComponent(id)}/otp_sms`, null),
+    close: () => {
+      for (const c of connections) c.close();
+    },
   };
 }
 
