@@ -1,9 +1,8 @@
 // The load generator's HTTP/1.1 client: one kept-alive socket, one request at a time, as a
 // pooled client in front of the server holds it. node:http's client spent about 190 µs of CPU a
-// call on this 2-core machine, on the same cores as the server it measures, and read a burst of
-// answers slowly enough to add its own queueing to the latencies it reported
-// (docs/benchmarks.md, 12). This one writes each request as one string and reads only what a
-// measurement needs, the status and the body's length, the way wrk and autocannon do.
+// call on the 2 cores the measured server shares, and on C_http it ran out of its core before the
+// bare server did (docs/benchmarks.md, 12). This one writes each request as one string and reads
+// only what a measurement needs, the status and the body, the way wrk and autocannon do.
 import net from "node:net";
 
 export interface Answer {
