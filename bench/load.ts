@@ -83,7 +83,9 @@ function restCaller(s: LoadSettings): Caller {
       path,
       body === null ? auth : json,
       body,
-    );
+    ).catch((err: Error) => {
+      throw new Error(`${method} ${path}: ${err.message}`);
+    });
     if (status !== 200)
       throw new Error(`${method} ${path}: HTTP ${status} ${answer.toString().slice(0, 300)}`);
     return answer.length;
