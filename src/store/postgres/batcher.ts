@@ -1,3 +1,4 @@
+import { channel } from "node:diagnostics_channel";
 import { StoreUnavailable } from "../../app/ports.ts";
 import type { Statement, StatementResult } from "./pipeline.ts";
 
@@ -12,7 +13,21 @@ interface Unit {
   readonly reject: (err: unknown) => void;
 }
 
+// For tools that watch the store, such as the benchmark's --trace: each batch the database
+// answered. Costs nothing while no one subscribes.
+export interface BatchMessage {
+  readonly name: string;
+  readonly units: number;
+  readonly statements: number;
+  // From the first unit's arrival to the batch's sending, and from sending to the answer.
+  readonly waitedMs: number;
+  readonly roundTripMs: number;
+}
+const answered = channel("latchkey:postgres:batch");
+
 export interface BatcherOptions {
+  // Names the batcher in what it publishes.
+  readonly name?: string;
   // Batches on their way at once; a new batch forms from what waits meanwhile.
   readonly inFlight: number;
   // A batch closes at this many statements, or sooner when fewer wait; a larger unit goes alone.
@@ -97,8 +112,18 @@ export class Batcher {
 
   private async sendBatch(units: Unit[]): Promise<void> {
     let results: StatementResult[];
+    const statements = units.flatMap((u) => u.statements);
+    const sentAt = performance.now();
     try {
-      results = await this.send(units.flatMap((u) => u.statements));
+      results = await this.send(statements);
+      if (answered.hasSubscribers)
+        answered.publish({
+          name: this.options.name ?? "",
+          units: units.length,
+          statements: statements.length,
+          waitedMs: sentAt - Math.min(...units.map((u) => u.queuedAt)),
+          roundTripMs: performance.now() - sentAt,
+        } satisfies BatchMessage);
     } catch (err) {
       if (units.length === 1 || err instanceof StoreUnavailable) {
         for (const u of units) u.reject(err);

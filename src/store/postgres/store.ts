@@ -662,8 +662,13 @@ export async function openPostgresStore(
   const pipeline = (describe: boolean) => (statements: readonly Statement[]) =>
     withClient((c) => c.query(new Pipeline(statements, describe)).done);
   const maxWaitMs = settings.connectTimeoutMs;
-  const writes = new Batcher(pipeline(false), { inFlight: 1, statements: 256, maxWaitMs });
-  const reads = new Batcher(pipeline(true), { inFlight: settings.poolSize, statements: 64, maxWaitMs });
+  const writes = new Batcher(pipeline(false), { name: "appends", inFlight: 1, statements: 256, maxWaitMs });
+  const reads = new Batcher(pipeline(true), {
+    name: "lookups",
+    inFlight: settings.poolSize,
+    statements: 64,
+    maxWaitMs,
+  });
   const read = async <R>(statement: Prepared, values: readonly string[]): Promise<R[]> =>
     rowObjects<R>((await reads.run([bound(statement, values)]))[0]);
   // Only the database itself, a lost claim included, can refuse an append that counts no sending
