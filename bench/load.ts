@@ -1,7 +1,7 @@
 // The closed-loop load generator. It runs in a process of its own (started by bench/run.ts) so
 // that it never shares an event loop with the server it measures. Each virtual user sends
 // AddOTPSMS then RemoveOTPSMS for the users it owns, one call at a time, as fast as answers come.
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import { createServerTransport } from "@zitadel/client/node";
 import { createUserServiceClient } from "@zitadel/client/v2";
@@ -33,6 +33,13 @@ export interface LoadSettings {
   readonly grpcClients: number;
   // The server's pid, for its CPU time over the measured window.
   readonly watchPid?: number | undefined;
+  // --trace: where to write each measured call's start (wall clock, ms) and latency.
+  readonly callsFile?: string | undefined;
+}
+
+export interface TracedCall {
+  readonly at: number;
+  readonly ms: number;
 }
 
 export interface LoadResult {
@@ -124,6 +131,7 @@ export async function runLoad(s: LoadSettings): Promise<LoadResult> {
   const caller = s.protocol === "rest" ? restCaller(s) : grpcCaller(s);
 
   const latencies = { add: [] as number[], remove: [] as number[] };
+  const traced: TracedCall[] = [];
   const firstErrors: string[] = [];
   let errors = 0;
   let bytes = 0;
@@ -158,7 +166,10 @@ export async function runLoad(s: LoadSettings): Promise<LoadResult> {
       const t1 = performance.now();
       bytes += size;
       answers++;
-      if (t0 >= windowStart && t1 <= windowEnd) latencies[kind].push(t1 - t0);
+      if (t0 >= windowStart && t1 <= windowEnd) {
+        latencies[kind].push(t1 - t0);
+        if (s.callsFile) traced.push({ at: performance.timeOrigin + t0, ms: t1 - t0 });
+      }
       return true;
     } catch (err) {
       errors++;
@@ -187,6 +198,7 @@ export async function runLoad(s: LoadSettings): Promise<LoadResult> {
   }
   const end = cpuAtEnd;
   caller.close();
+  if (s.callsFile) writeFileSync(s.callsFile, JSON.stringify(traced));
 
   const windowSeconds = s.durationMs / 1000;
   const serverCpu = cpuAtStart.server !== null && end.server !== null ? end.server - cpuAtStart.server : null;

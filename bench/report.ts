@@ -3,6 +3,7 @@ import type { DatabaseKind } from "./databases.ts";
 import type { LoadResult, Protocol } from "./load.ts";
 import type { ProfileSummary } from "./profile.ts";
 import { median, spread } from "./stats.ts";
+import type { TraceSummary } from "./trace.ts";
 
 // Above this spread between repeated runs a result is flagged noisy in the table.
 export const noisyAbove = 0.1;
@@ -73,6 +74,7 @@ export interface BenchReport {
   readonly databases: DatabaseResult[];
   targets: Target[];
   profiles: { protocol: Protocol; file: string; summary: ProfileSummary }[];
+  traces: { protocol: Protocol; database: string; summary: TraceSummary }[];
   readonly failures: string[];
 }
 

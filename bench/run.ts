@@ -14,14 +14,14 @@ import {
 } from "node:fs";
 import os from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import Database from "better-sqlite3";
 import pg from "pg";
 import type { ServerReady, StoreResult } from "./ceilings.ts";
 import { busyCores, killStarted, machineTicks, startChild, stopChild } from "./children.ts";
 import { type BenchDatabase, type DatabaseKind, freshDatabase, postgresProblem } from "./databases.ts";
 import { buildLatchkey, type LatchkeyProcess, startLatchkey } from "./latchkey.ts";
-import type { LoadResult, LoadSettings, Protocol } from "./load.ts";
+import type { LoadResult, LoadSettings, Protocol, TracedCall } from "./load.ts";
 import { createUsers, probePair } from "./prepare.ts";
 import { formatSummary, summarize } from "./profile.ts";
 import {
@@ -35,6 +35,7 @@ import {
   type Scenario,
   storeSet,
 } from "./report.ts";
+import { formatTrace, type ServerTrace, summarizeTrace } from "./trace.ts";
 
 const benchRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -54,6 +55,7 @@ interface Options {
   readonly ceilings: boolean;
   readonly cpuProf: boolean;
   readonly cpuProfDb: DatabaseKind;
+  readonly trace: boolean;
   readonly prepTimeoutSeconds: number;
   readonly quietWaitSeconds: number;
   readonly postgresUrl: string;
@@ -79,7 +81,10 @@ const help = `npm run bench -- [flags]            (each flag also as BENCH_<NAME
                           virtual users (1, as an application building one client has)
   --no-ceilings           skip C_http, C_store and C_rpc
   --cpu-prof              also profile the server under REST and gRPC load (SQLite)
-  --cpu-prof-db=DB        the database the profiled server runs on: sqlite or postgres (sqlite)
+  --cpu-prof-db=DB        the database the profiled (or traced) server runs on: sqlite or postgres (sqlite)
+  --trace                 also trace the server under each protocol's load: its event loop's
+                          turns, V8's collections, SQLite's group commits, PostgreSQL's batches,
+                          laid beside each call's latency (docs/benchmarks.md, 12)
   --prep-timeout=S        time box for creating users (300; quick 60)
   --quiet-wait=S          before each run, wait up to S seconds for other work on the machine
                           to drop under ${busyAbove} cores (30; quick 0)
@@ -100,7 +105,7 @@ function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): Options 
     else if (
       argv[i + 1] !== undefined &&
       !argv[i + 1]!.startsWith("--") &&
-      !/^(quick|cpu-prof|no-|help)/.test(a.slice(2))
+      !/^(quick|cpu-prof|trace|no-|help)/.test(a.slice(2))
     )
       flags.set(a.slice(2), argv[++i]!);
     else flags.set(a.slice(2), "1");
@@ -143,6 +148,7 @@ function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): Options 
     grpcClients: Math.max(1, num("grpc-clients", 1, 1)),
     ceilings: !on("no-ceilings"),
     cpuProf: on("cpu-prof"),
+    trace: on("trace"),
     cpuProfDb: list("cpu-prof-db", ["sqlite", "postgres"] as const)[0] ?? "sqlite",
     prepTimeoutSeconds: num("prep-timeout", 300, 60),
     quietWaitSeconds: num("quiet-wait", 30, 0),
@@ -526,19 +532,21 @@ async function serverCeiling(
   }
 }
 
-// The server under --cpu-prof through one load, on SQLite (or --cpu-prof-db) with the main
-// measurement's users.
-async function profile(o: Options, protocol: Protocol, work: string, stamp: string) {
-  const dir = join(work, `profile-${protocol}`);
+// One load against a server started with something watching it (--cpu-prof, --trace), on SQLite
+// (or --cpu-prof-db) with the main measurement's users. Users are made before the watched
+// process starts, so that what it records is the load alone (and the start-up, small beside it).
+async function watchedRun(
+  o: Options,
+  protocol: Protocol,
+  dir: string,
+  watch: { cpuProfDir?: string; env?: Record<string, string>; callsFile?: string },
+): Promise<LoadResult> {
   const db = await fresh(o.cpuProfDb, join(dir, "db"), o);
   const serverDir = join(dir, "server");
-  const profDir = join(dir, "cpuprof");
   mkdirSync(serverDir, { recursive: true });
   const usersFile = join(dir, "users.txt");
   writeFileSync(usersFile, "");
   try {
-    // Users are made before the profiled process starts, so the profile holds the load alone
-    // (and the start-up, which is small beside it).
     const prep = await startLatchkey({
       root: o.serverRoot,
       env: o.serverEnv,
@@ -561,35 +569,62 @@ async function profile(o: Options, protocol: Protocol, work: string, stamp: stri
     }
     const server = await startLatchkey({
       root: o.serverRoot,
-      env: o.serverEnv,
+      env: { ...o.serverEnv, ...watch.env },
       databaseUrl: db.url,
       dir: serverDir,
-      cpuProfDir: profDir,
+      cpuProfDir: watch.cpuProfDir,
     });
-    let r: LoadResult;
     try {
-      r = await load(o, {
+      return await load(o, {
         baseUrl: server.url,
         protocol,
         token: server.token,
         usersFile,
         watchPid: server.pid,
+        callsFile: watch.callsFile,
       });
     } finally {
       await server.stop();
     }
-    log(`  profiled ${protocol}: ${describe(r)}`);
-    // Every thread with a V8 isolate writes one: the main thread's is the largest.
-    const file = readdirSync(profDir)
-      .filter((f) => f.endsWith(".cpuprofile"))
-      .sort((a, b) => statSync(join(profDir, b)).size - statSync(join(profDir, a)).size)[0];
-    if (!file) throw new Error(`no .cpuprofile was written in ${profDir}`);
-    const kept = join(o.out, `${stamp}-${protocol}.cpuprofile`);
-    renameSync(join(profDir, file), kept);
-    return { protocol, file: kept, summary: summarize(kept, 25) };
   } finally {
     await db.drop();
   }
+}
+
+async function profile(o: Options, protocol: Protocol, work: string, stamp: string) {
+  const dir = join(work, `profile-${protocol}`);
+  const profDir = join(dir, "cpuprof");
+  const r = await watchedRun(o, protocol, dir, { cpuProfDir: profDir });
+  log(`  profiled ${protocol}: ${describe(r)}`);
+  // Every thread with a V8 isolate writes one: the main thread's is the largest.
+  const file = readdirSync(profDir)
+    .filter((f) => f.endsWith(".cpuprofile"))
+    .sort((a, b) => statSync(join(profDir, b)).size - statSync(join(profDir, a)).size)[0];
+  if (!file) throw new Error(`no .cpuprofile was written in ${profDir}`);
+  const kept = join(o.out, `${stamp}-${protocol}.cpuprofile`);
+  renameSync(join(profDir, file), kept);
+  return { protocol, file: kept, summary: summarize(kept, 25) };
+}
+
+async function trace(o: Options, protocol: Protocol, work: string) {
+  const dir = join(work, `trace-${protocol}`);
+  mkdirSync(dir, { recursive: true });
+  const serverFile = join(dir, "server.json");
+  const callsFile = join(dir, "calls.json");
+  const preload = join(benchRoot, "bench", "trace-server.mjs");
+  const r = await watchedRun(o, protocol, dir, {
+    env: {
+      NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --import=${pathToFileURL(preload).href}`.trim(),
+      BENCH_TRACE_FILE: serverFile,
+    },
+    callsFile,
+  });
+  log(`  traced ${protocol}: ${describe(r)}`);
+  const summary = summarizeTrace(
+    JSON.parse(readFileSync(serverFile, "utf8")) as ServerTrace,
+    JSON.parse(readFileSync(callsFile, "utf8")) as TracedCall[],
+  );
+  return { protocol, database: o.cpuProfDb, summary };
 }
 
 async function main(): Promise<void> {
@@ -607,6 +642,7 @@ async function main(): Promise<void> {
     databases: [],
     targets: [],
     profiles: [],
+    traces: [],
     failures: [],
   };
   log(`Latchkey bench: ${JSON.stringify(report.machine)}`);
@@ -649,6 +685,13 @@ async function main(): Promise<void> {
           report.ceilings.rpc = await serverCeiling(o, "rpc", bodyBytes, work, report.failures);
         });
     }
+    if (o.trace) {
+      log("\n== traces ==");
+      for (const protocol of o.protocols)
+        await phase(`trace ${protocol}`, async () => {
+          report.traces.push(await trace(o, protocol, work));
+        });
+    }
     if (o.cpuProf) {
       log("\n== profiles ==");
       for (const protocol of o.protocols)
@@ -663,6 +706,7 @@ async function main(): Promise<void> {
   const jsonPath = join(o.out, `${stamp}.json`);
   writeFileSync(jsonPath, `${JSON.stringify(report, null, 2)}\n`);
   log(`\n${formatReport(report)}`);
+  for (const t of report.traces) log(`\n${formatTrace(t.protocol, t.summary)}`);
   for (const p of report.profiles) log(`\n${p.protocol.toUpperCase()} ${formatSummary(p.summary)}`);
   log(`\nreport written to ${jsonPath}`);
   if (report.failures.length > 0) process.exit(1);
