@@ -113,10 +113,11 @@ export class Batcher {
   private async sendBatch(units: Unit[]): Promise<void> {
     let results: StatementResult[];
     const statements = units.flatMap((u) => u.statements);
-    const sentAt = performance.now();
+    const traced = answered.hasSubscribers;
+    const sentAt = traced ? performance.now() : 0;
     try {
       results = await this.send(statements);
-      if (answered.hasSubscribers)
+      if (traced)
         answered.publish({
           name: this.options.name ?? "",
           units: units.length,
