@@ -65,6 +65,11 @@ describe("the benchmark's trace summary", () => {
     assert.equal(appends?.perSecond, 2);
   });
 
+  it("takes a long run's calls, more than a function's arguments can hold", () => {
+    const many = Array.from({ length: 300_000 }, (_, i) => ({ at: t0 + i, ms: 1 }));
+    assert.equal(summarizeTrace(server, many).calls.count, 300_000);
+  });
+
   it("says it in lines a reader can take in", () => {
     const text = formatTrace("rest", s);
     assert.match(text, /^REST trace/);
