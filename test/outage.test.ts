@@ -13,7 +13,7 @@ import { clients } from "./support/clients.ts";
 import { databaseKinds, freshDatabase } from "./support/databases.ts";
 import { humanUser } from "./support/fixtures.ts";
 import { type Ack, checkLog, type OtpCall, type Outcome, otpSender } from "./support/otp-load.ts";
-import { killAll, spawnLatchkey } from "./support/process.ts";
+import { killAll, logLines, spawnLatchkey } from "./support/process.ts";
 import { Hop } from "./support/tcp-hop.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -116,6 +116,19 @@ if (databaseKinds.includes("postgres")) {
         );
         assert.deepEqual(lateUnavailable, [], "nothing is unavailable once ready again");
         for (const node of nodes) assert.equal(node.child.exitCode, null, "the node was not restarted");
+        // Each node said why it answered Unavailable, in a line or two rather than one a call.
+        for (const [i, node] of nodes.entries()) {
+          const said = logLines(node.output()).filter(
+            (l) => l.msg === "database unavailable; answered Unavailable",
+          );
+          const answered = seen.filter((s) => s.call.node === i && s.outcome.kind === "unavailable").length;
+          assert.ok(said.length >= 1, `node ${i} logged why it answered Unavailable`);
+          assert.ok(
+            said.length <= 2 && said.length < answered,
+            `node ${i}: ${said.length} lines for ${answered} answers`,
+          );
+          for (const l of said) assert.match(String(l.error), /PostgreSQL/);
+        }
 
         // A write cut off mid-commit may be stored though it was answered Unavailable; an
         // acknowledged one must be stored, once, where it was acknowledged.

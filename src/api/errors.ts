@@ -68,6 +68,8 @@ export function httpRefusal(message: string, code: Code, httpStatus: number): Co
 export interface ErrorReporter {
   // Logs an unexpected failure and returns the id under which it was logged.
   unexpected(err: unknown): string;
+  // Notes that the database could not be used, so that the log says why calls fail.
+  unavailable(err: StoreUnavailable): void;
 }
 
 // Anything thrown below the API becomes a ConnectError. What we did not foresee becomes
@@ -75,8 +77,10 @@ export interface ErrorReporter {
 export function toConnectError(err: unknown, report: ErrorReporter): ConnectError {
   if (err instanceof DomainError) return connectErrorOf(err.kind, err.id, err.message, err.retryAfterSeconds);
   if (err instanceof ConnectError) return err;
-  if (err instanceof StoreUnavailable)
+  if (err instanceof StoreUnavailable) {
+    report.unavailable(err);
     return connectErrorOf("unavailable", "LK-DB-DOWN", "The database is unavailable; try again shortly");
+  }
   const ref = report.unexpected(err);
   return connectErrorOf("internal", "LK-INTERNAL", `Internal error; reference ${ref}`);
 }

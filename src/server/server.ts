@@ -2,7 +2,6 @@ import { randomUUID } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import type { Http2ServerRequest } from "node:http2";
 import { Code, createContextValues } from "@connectrpc/connect";
-import type { ErrorReporter } from "../api/errors.ts";
 import { type Gate, guardInterceptor } from "../api/guard.ts";
 import {
   codeName,
@@ -22,6 +21,7 @@ import type { Logger } from "../app/deps.ts";
 import type { Limits } from "../config.ts";
 import type { Metrics } from "../metrics/prometheus.ts";
 import { type Console, consolePath, loadConsole } from "./console.ts";
+import { errorReporter } from "./error-reporter.ts";
 import { type Listener, listen, type RequestHandler } from "./listener.ts";
 
 export interface ServerOptions {
@@ -57,20 +57,6 @@ function observerFor(log: Logger, metrics: Metrics | null): RequestObserver {
   };
 }
 
-function reporterFor(log: Logger): ErrorReporter {
-  return {
-    unexpected(err) {
-      const ref = randomUUID();
-      log.error("unexpected error", {
-        ref,
-        error: err instanceof Error ? err.message : String(err),
-        stack: err instanceof Error ? err.stack : undefined,
-      });
-      return ref;
-    },
-  };
-}
-
 // Health first, then the console's files, then its one endpoint and the REST paths from the
 // annotations, then gRPC / gRPC-web / Connect.
 export function requestHandler(
@@ -80,7 +66,7 @@ export function requestHandler(
   web: Console,
   limits: Limits,
 ): RequestHandler {
-  const reporter = reporterFor(log);
+  const reporter = errorReporter(log);
   const observe = observerFor(log, metrics);
   const served = servedServices(app);
   const rest = restRoutes(served);
@@ -195,7 +181,7 @@ export function startServer(app: App, options: ServerOptions): Promise<Listener>
     options.log.warn("the console is not built: /ui/console/ answers 503 until `npm run build`", {
       dir: options.consoleDir,
     });
-  const reporter = reporterFor(options.log);
+  const reporter = errorReporter(options.log);
   return listen(requestHandler(app, options.log, options.metrics, web, options.limits), {
     port: options.port,
     host: options.host,
