@@ -44,16 +44,27 @@ describe("PostgreSQL batching", () => {
     assert.deepEqual(answers.map(texts), [["a1", "a2"], ["b1"], ["c1", "c2", "c3"]]);
   });
 
-  it("sends a batch's units in the order they name, each caller still getting its own answers", async () => {
+  // A lock statement whose text names the keys, so that the round trips show what was locked.
+  const lock = (keys: readonly string[]): Statement => st(`lock ${keys.join(",")}`);
+
+  it("takes every unit's locks first, sorted and once each, whatever order the units came in", async () => {
     const c = connection();
-    const batcher = new Batcher(c.send, { inFlight: 1, statements: 100, maxWaitMs: 1000 });
+    const batcher = new Batcher(c.send, { inFlight: 1, statements: 100, maxWaitMs: 1000, lock });
     const answers = await Promise.all([
-      batcher.run([st("c1"), st("c2")], "user/c"),
-      batcher.run([st("a1")], "user/a"),
-      batcher.run([st("b1")], "user/b"),
+      batcher.run([st("c1"), st("c2")], ["user/c", "session/s"]),
+      batcher.run([st("a1")], ["user/a"]),
+      batcher.run([st("b1")], ["user/c"]),
+      batcher.run([st("n1")]),
     ]);
-    assert.deepEqual(c.trips, [["a1", "b1", "c1", "c2"]]);
-    assert.deepEqual(answers.map(texts), [["c1", "c2"], ["a1"], ["b1"]]);
+    assert.deepEqual(c.trips, [["lock session/s,user/a,user/c", "c1", "c2", "a1", "b1", "n1"]]);
+    assert.deepEqual(answers.map(texts), [["c1", "c2"], ["a1"], ["b1"], ["n1"]]);
+  });
+
+  it("sends no lock statement for a batch that names no locks", async () => {
+    const c = connection();
+    const batcher = new Batcher(c.send, { inFlight: 1, statements: 100, maxWaitMs: 1000, lock });
+    await Promise.all([batcher.run([st("a")]), batcher.run([st("b")])]);
+    assert.deepEqual(c.trips, [["a", "b"]]);
   });
 
   it("closes a batch at its statement limit, never splitting a caller's statements", async () => {
@@ -95,6 +106,26 @@ describe("PostgreSQL batching", () => {
       [["a"], "Error: refused bad", ["b"]],
     );
     assert.deepEqual(c.trips, [["a", "x", "bad", "b"], ["a"], ["x", "bad"], ["b"]]);
+  });
+
+  it("takes a unit's own locks again when it is asked alone after a refused batch", async () => {
+    const c = connection({ refuse: new Set(["bad"]) });
+    const batcher = new Batcher(c.send, { inFlight: 1, statements: 100, maxWaitMs: 1000, lock });
+    const results = await Promise.allSettled([
+      batcher.run([st("a")], ["user/a"]),
+      batcher.run([st("bad")], ["user/b"]),
+      batcher.run([st("n")]),
+    ]);
+    assert.deepEqual(
+      results.map((r) => (r.status === "fulfilled" ? texts(r.value) : String(r.reason))),
+      [["a"], "Error: refused bad", ["n"]],
+    );
+    assert.deepEqual(c.trips, [
+      ["lock user/a,user/b", "a", "bad", "n"],
+      ["lock user/a", "a"],
+      ["lock user/b", "bad"],
+      ["n"],
+    ]);
   });
 
   it("does not send a batch again when its fate is unknown: every caller hears unavailable", async () => {

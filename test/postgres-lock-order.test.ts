@@ -1,8 +1,9 @@
 // Two nodes append to the same users at the same moment. Each node sends the appends of one turn
 // as one transaction (batcher.ts), so two such transactions that lock the same rows in opposite
 // orders would deadlock: each call then waits for PostgreSQL's deadlock check (a second by
-// default), or fails with Unavailable when the statement timeout comes first. The store sends a
-// batch's appends in one order on every node, so one batch waits for the other instead.
+// default), or fails with Unavailable when the statement timeout comes first. Every batch first
+// takes the locks of all the aggregates it writes, sorted, so one batch waits for the other
+// instead, whatever order the appends in it write their aggregates in.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import pg from "pg";
@@ -83,6 +84,48 @@ if (databaseKinds.includes("postgres")) {
           log.map((e) => e.sequence),
           Array.from({ length: 20 }, (_, i) => i + 1),
         );
+      } finally {
+        for (const node of nodes) await node.close();
+      }
+      assert.equal(await deadlocksIn(url), 0, "PostgreSQL found no deadlock between the nodes");
+      await db.drop();
+    });
+
+    it("wait for each other when one append writes several aggregates in the opposite order of another's", async () => {
+      const db = await freshDatabase("postgres");
+      const url = (db.config as { url: string }).url;
+      const nodes = [await openStore(db.config), await openStore(db.config)] as const;
+      const many = Array.from({ length: 20 }, (_, i) => `many-${String(i).padStart(2, "0")}`);
+      // One append writing the next event of every user, in the order given.
+      const touchAll = (store: Store, order: readonly string[], sequence: number) =>
+        store
+          .append({
+            instanceId,
+            creator: "test",
+            createdAt: new Date(),
+            writes: order.map((id) => ({
+              ref: { type: "user" as const, id },
+              owner: "org",
+              expectedSequence: sequence,
+              events: [{ type: "user.test.touched", payload: null }],
+            })),
+            readModel: [],
+          })
+          .then(
+            () => "stored" as const,
+            (err: unknown) => {
+              if (err instanceof ConcurrencyError) return "lost" as const;
+              throw err;
+            },
+          );
+      try {
+        for (let round = 0; round < 10; round++) {
+          const outcomes = await Promise.all([
+            touchAll(nodes[0], many, round),
+            touchAll(nodes[1], [...many].reverse(), round),
+          ]);
+          assert.deepEqual(outcomes.sort(), ["lost", "stored"], `round ${round}`);
+        }
       } finally {
         for (const node of nodes) await node.close();
       }

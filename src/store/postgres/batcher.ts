@@ -7,7 +7,7 @@ export type Send = (statements: readonly Statement[]) => Promise<StatementResult
 
 interface Unit {
   readonly statements: readonly Statement[];
-  readonly order: string;
+  readonly locks: readonly string[];
   readonly queuedAt: number;
   readonly resolve: (results: StatementResult[]) => void;
   readonly reject: (err: unknown) => void;
@@ -36,6 +36,8 @@ export interface BatcherOptions {
   // unavailable, as a query that waited this long for a pooled connection would. Without it, a
   // database that answers slowly or not at all would let the queue, and each wait, grow without end.
   readonly maxWaitMs: number;
+  // The statement that takes the named locks, in the order given, until the transaction ends.
+  readonly lock?: (keys: readonly string[]) => Statement;
 }
 
 // Units of statements that ask for the database in the same turn of the event loop go as one
@@ -55,13 +57,14 @@ export class Batcher {
     private readonly options: BatcherOptions,
   ) {}
 
-  // `order` names the rows a unit locks first. A batch sends its units in that order, so that
-  // two batches (from two nodes) that lock the same rows lock them in the same order: one waits
-  // for the other to commit instead of both waiting on each other until PostgreSQL's deadlock
-  // check (a second, by default) or the statement timeout ends one of them.
-  run(statements: readonly Statement[], order = ""): Promise<StatementResult[]> {
+  // `locks` names what a unit writes. A batch first takes the locks of all its units, sorted, so
+  // that two batches (of one node or of two) that write the same things wait for each other to
+  // commit instead of each holding what the other needs until PostgreSQL's deadlock check (a
+  // second, by default) or the statement timeout ends one of them, whatever order each unit
+  // writes in.
+  run(statements: readonly Statement[], locks: readonly string[] = []): Promise<StatementResult[]> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ statements, order, queuedAt: performance.now(), resolve, reject });
+      this.queue.push({ statements, locks, queuedAt: performance.now(), resolve, reject });
       this.schedule();
     });
   }
@@ -94,7 +97,16 @@ export class Batcher {
       count += next.statements.length;
       this.queue.shift();
     }
-    return units.sort((a, b) => (a.order < b.order ? -1 : a.order > b.order ? 1 : 0));
+    return units;
+  }
+
+  // The units' statements, after the statement that takes all their locks. Keys are compared by
+  // code unit, not by locale, so that every node sorts them alike.
+  private statementsOf(units: readonly Unit[]): { statements: Statement[]; skip: number } {
+    const statements = units.flatMap((u) => u.statements);
+    const keys = [...new Set(units.flatMap((u) => u.locks))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    if (!this.options.lock || keys.length === 0) return { statements, skip: 0 };
+    return { statements: [this.options.lock(keys), ...statements], skip: 1 };
   }
 
   private async sendNext(): Promise<void> {
@@ -112,7 +124,7 @@ export class Batcher {
 
   private async sendBatch(units: Unit[]): Promise<void> {
     let results: StatementResult[];
-    const statements = units.flatMap((u) => u.statements);
+    const { statements, skip } = this.statementsOf(units);
     const traced = answered.hasSubscribers;
     const sentAt = traced ? performance.now() : 0;
     try {
@@ -131,16 +143,17 @@ export class Batcher {
         return;
       }
       await Promise.all(
-        units.map((u) =>
-          this.send(u.statements).then(
-            (r) => u.resolve(r),
+        units.map((u) => {
+          const alone = this.statementsOf([u]);
+          return this.send(alone.statements).then(
+            (r) => u.resolve(r.slice(alone.skip)),
             (e: unknown) => u.reject(e),
-          ),
-        ),
+          );
+        }),
       );
       return;
     }
-    let at = 0;
+    let at = skip;
     for (const u of units) {
       u.resolve(results.slice(at, at + u.statements.length));
       at += u.statements.length;

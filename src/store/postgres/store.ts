@@ -172,9 +172,23 @@ const toOutboxRow = (r: OutboxDbRow): OutboxRow => ({
   hasText: r.sealed_text !== null,
 });
 
+// Every append first takes, in one statement and sorted, the locks of the aggregates it writes
+// (and of the sending limits it counts), held until it commits: two appends that write the same
+// aggregates, each in whatever order, then wait for each other instead of each holding a row the
+// other needs until PostgreSQL's deadlock check ends one of them. A limit's lock also serializes
+// its counting across nodes. The keys arrive sorted and are locked in that order: the scan yields
+// them in array order, which ORDER BY n states (EXPLAIN shows no sort; were there one, PostgreSQL
+// would call the volatile lock function after it).
+const takeLocks: Prepared = {
+  name: "lk_take_locks",
+  text: `SELECT pg_advisory_xact_lock(hashtextextended(key, 0))
+    FROM jsonb_array_elements_text($1::jsonb) WITH ORDINALITY AS k(key, n) ORDER BY n`,
+};
+const lockStatement = (keys: readonly string[]): Statement => bound(takeLocks, [JSON.stringify(keys)]);
+const aggregateLocks = (req: AppendRequest): string[] =>
+  req.writes.map((w) => `${req.instanceId}/${w.ref.type}/${w.ref.id}`);
+
 const outbox = prepared("outbox", {
-  // Serializes the counting of one limit key across nodes until the transaction ends.
-  lock: "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
   quotaUses: `SELECT used_at FROM sms_quota_use WHERE instance_id = $1 AND key = $2 AND used_at > $3
     ORDER BY used_at`,
   useQuota: "INSERT INTO sms_quota_use (instance_id, key, used_at, message_id) VALUES ($1, $2, $3, $4)",
@@ -239,8 +253,8 @@ const settleStatement = (req: AppendRequest, ch: Settle): Statement =>
   ]);
 
 // An append that counts sending limits, in an explicit transaction of two round trips: the
-// first takes the limits' advisory locks (in one order, so two appends cannot deadlock), counts
-// each limit, writes the events and read models and settles; the second, once no limit refused,
+// first takes the locks of its aggregates and its limits (takeLocks), counts each limit, writes
+// the events and read models and settles; the second, once no limit refused,
 // records the uses and the messages and commits.
 // READ COMMITTED gives each count a fresh snapshot taken after its lock, so it sees what the
 // previous holder of the lock committed. Answers the rows of `head`'s first statement.
@@ -253,7 +267,12 @@ async function appendChecked(
   const at = req.createdAt;
   const enqueues = changes.filter((ch): ch is Enqueue => ch.kind === "enqueue");
   const settles = changes.filter((ch): ch is Settle => ch.kind === "settle");
-  const keys = [...new Set(enqueues.flatMap((ch) => ch.quotas.map((q) => q.key)))].sort();
+  const keys = [
+    ...new Set([
+      ...aggregateLocks(req),
+      ...enqueues.flatMap((ch) => ch.quotas.map((q) => `${req.instanceId}/${q.key}`)),
+    ]),
+  ].sort();
   const counts = enqueues.flatMap((ch) =>
     ch.quotas.map((q) =>
       bound(outbox.quotaUses, [req.instanceId, q.key, new Date(at.getTime() - q.windowMs).toISOString()]),
@@ -261,7 +280,7 @@ async function appendChecked(
   );
   const first: Statement[] = [
     { text: "BEGIN", values: [] },
-    ...keys.map((key) => bound(outbox.lock, [`${req.instanceId}/${key}`])),
+    lockStatement(keys),
     ...counts,
     ...head,
     ...settles.map((ch) => settleStatement(req, ch)),
@@ -269,7 +288,7 @@ async function appendChecked(
   try {
     const results = await c.query(new Pipeline(first)).done;
     const after = (i: number) => results[i]?.rows ?? [];
-    const countsFrom = 1 + keys.length;
+    const countsFrom = 2;
     const headFrom = countsFrom + counts.length;
     // Each message counts against its limits the uses of the messages before it in this append.
     const usedHere = new Map<string, Date[]>();
@@ -654,15 +673,21 @@ export async function openPostgresStore(
   }
 
   // Appends that count no sending limit, and the lookups every call makes, share round trips
-  // with the others of their turn (batcher.ts). A batch holds its rows' locks until it commits.
-  // Appends go one batch at a time, and the next gathers meanwhile, so the commit is shared as
-  // SQLite's is. Other nodes' batches run alongside and take rows in the same order (by the
-  // aggregate each append writes first), so they wait for each other instead of deadlocking;
-  // an append that writes two aggregates keeps its own order (docs/operations.md, "Round trips").
+  // with the others of their turn (batcher.ts). A batch of appends first takes the locks of every
+  // aggregate its appends write (takeLocks) and holds them until it commits, so batches of this
+  // node and of others wait for each other instead of deadlocking (docs/operations.md, "Round
+  // trips"). Appends go one batch at a time, and the next gathers meanwhile, so the commit is
+  // shared as SQLite's is.
   const pipeline = (describe: boolean) => (statements: readonly Statement[]) =>
     withClient((c) => c.query(new Pipeline(statements, describe)).done);
   const maxWaitMs = settings.connectTimeoutMs;
-  const writes = new Batcher(pipeline(false), { name: "appends", inFlight: 1, statements: 256, maxWaitMs });
+  const writes = new Batcher(pipeline(false), {
+    name: "appends",
+    inFlight: 1,
+    statements: 256,
+    maxWaitMs,
+    lock: lockStatement,
+  });
   const reads = new Batcher(pipeline(true), {
     name: "lookups",
     inFlight: settings.poolSize,
@@ -681,9 +706,7 @@ export async function openPostgresStore(
     const outboxStatements = changes.map((ch) =>
       ch.kind === "enqueue" ? enqueueStatement(req, ch.message) : settleStatement(req, ch),
     );
-    const firstWrite = req.writes[0]?.ref;
-    const order = firstWrite ? `${firstWrite.type}/${firstWrite.id}` : "";
-    const [first] = await writes.run([...head, ...outboxStatements], order);
+    const [first] = await writes.run([...head, ...outboxStatements], aggregateLocks(req));
     return first?.rows ?? [];
   }
 
