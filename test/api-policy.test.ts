@@ -144,7 +144,8 @@ for (const db of databaseKinds) {
     // instance's defaults need policy.read like the organization's own policies do.
     it("shows the instance's default policies only to callers holding policy.read", async () => {
       const nobody = await callerWith(admin, null, [], orgA);
-      const userManager = await callerWith(admin, { orgId: orgA }, ["ORG_USER_MANAGER"], orgA);
+      // Every organization role of ZITADEL's reads policies; this instance role does not.
+      const userManager = await callerWith(admin, { instance: true }, ["IAM_USER_MANAGER"], orgA);
       for (const caller of [nobody, userManager]) {
         await expectCode(
           management(caller.token).getDefaultLockoutPolicy({}),

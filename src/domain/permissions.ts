@@ -1,6 +1,8 @@
-// ZITADEL's default role -> permission table, restricted to the permissions Latchkey checks.
-// Instance roles (IAM_*) apply to every organization of the instance; organization roles
-// (ORG_*) only to their own organization.
+// ZITADEL's default role -> permission table (InternalAuthZ.RolePermissionMappings in its
+// cmd/defaults.yaml, v4), restricted to the permissions Latchkey checks and to the roles that
+// grant any of them outside projects. Instance roles (IAM_*) apply to every organization of the
+// instance; organization roles (ORG_*) only to their own organization. IAM_ORG_MANAGER_VIEWER
+// is Latchkey's own (a read-only IAM_ORG_MANAGER), kept for the members who hold it.
 export type Permission =
   | "user.read"
   | "user.write"
@@ -42,19 +44,22 @@ const table: Record<string, readonly Permission[]> = {
     "policy.read",
     "policy.write",
     "policy.delete",
+    "session.read",
+    "session.delete",
   ],
   IAM_LOGIN_CLIENT: [
     "user.read",
     "user.write",
     "user.credential.write",
-    "org.create",
+    "org.member.write",
+    "iam.member.write",
     "session.read",
     "session.write",
     "session.delete",
     "policy.read",
   ],
-  IAM_USER_MANAGER: ["user.read", "user.write", "user.delete"],
-  IAM_OWNER_VIEWER: ["user.read"],
+  IAM_USER_MANAGER: ["user.read", "user.write", "user.delete", "session.read", "session.delete"],
+  IAM_OWNER_VIEWER: ["user.read", "policy.read", "session.read"],
   IAM_ORG_MANAGER_VIEWER: ["user.read"],
   ORG_OWNER: [
     "user.read",
@@ -68,9 +73,20 @@ const table: Record<string, readonly Permission[]> = {
     "policy.write",
     "policy.delete",
   ],
-  ORG_USER_MANAGER: ["user.read", "user.write", "user.delete"],
+  ORG_USER_MANAGER: [
+    "user.read",
+    "user.write",
+    "user.delete",
+    "policy.read",
+    "session.read",
+    "session.delete",
+  ],
   ORG_OWNER_VIEWER: ["user.read", "policy.read"],
-  ORG_USER_PERMISSION_EDITOR: ["user.read"],
+  ORG_USER_PERMISSION_EDITOR: ["user.read", "policy.read"],
+  ORG_SETTINGS_MANAGER: ["policy.read", "policy.write", "policy.delete"],
+  ORG_PROJECT_PERMISSION_EDITOR: ["user.read", "policy.read"],
+  ORG_PROJECT_CREATOR: ["policy.read"],
+  ORG_USER_SELF_MANAGER: ["policy.read"],
 };
 
 export const instanceRoles = Object.keys(table).filter((r) => r.startsWith("IAM_"));
