@@ -497,16 +497,15 @@ const specs: MethodSpec[] = [
     selfAnswer: OK,
     selfRequest: async (a, id) => ({ sessionId: await ownSession(a, id) }),
   },
-  // The sessions a caller created or that are its own; all of them with session.read on the
-  // instance. Narrower than ZITADEL, which also shows holders of session.read in an organization
-  // the sessions of its users (GetSession does let them read each one).
+  // The sessions a caller created or that are its own, those of users in the organizations where
+  // it holds session.read, and all of them with session.read on the instance.
   {
     method: sessionMethod.listSessions,
     on: "list",
     permission: sessionRules.read,
     self: true,
     instanceTarget: true,
-    list: { refuses: false, scope: "instance" },
+    list: { refuses: false, scope: "org" },
     prepare: async (a, t) => ({
       queries: [{ query: { case: "idsQuery", value: { ids: [await session(a, t)] } } }],
     }),

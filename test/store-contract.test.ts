@@ -826,12 +826,20 @@ for (const kind of databaseKinds) {
         byCreator.sessions.map((s) => s.id),
         [first.id, third.id],
       );
-      const visible = await other.listSessions(instanceId, { ...page, visibleTo: "login-b" });
+      const visible = await other.listSessions(instanceId, {
+        ...page,
+        visibleTo: { userId: "login-b", orgIds: [] },
+      });
       assert.deepEqual(
         visible.sessions.map((s) => s.id),
         [second.id],
       );
-      const mine = await other.listSessions(instanceId, { ...page, visibleTo: ada.id, limit: 1, offset: 1 });
+      const mine = await other.listSessions(instanceId, {
+        ...page,
+        visibleTo: { userId: ada.id, orgIds: [] },
+        limit: 1,
+        offset: 1,
+      });
       assert.equal(mine.total, 3);
       assert.deepEqual(
         mine.sessions.map((s) => s.id),
@@ -848,6 +856,17 @@ for (const kind of databaseKinds) {
         [third.id],
       );
       assert.equal((await other.listSessions(instanceId, { ...page, visibleTo: null, ids: [] })).total, 0);
+      // Someone who holds session.read in ada's organization sees her sessions; elsewhere, not.
+      const inHerOrg = await other.listSessions(instanceId, {
+        ...page,
+        visibleTo: { userId: "org-reader", orgIds: ["another-org", org.id] },
+      });
+      assert.equal(inHerOrg.total, 3);
+      const inOthers = await other.listSessions(instanceId, {
+        ...page,
+        visibleTo: { userId: "org-reader", orgIds: ["another-org"] },
+      });
+      assert.equal(inOthers.total, 0);
 
       const ended = sessionPlan(instanceId, second, terminateSession(second));
       await store.append(ended.request);

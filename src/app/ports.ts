@@ -261,8 +261,9 @@ export interface PoolStats {
 
 // Which sessions a ListSessions may see, and of those which it asks for.
 export interface SessionQuery {
-  // Only sessions created by or belonging to this user; null: every session of the instance.
-  readonly visibleTo: string | null;
+  // Only the sessions this user created or that are its own, and those of users in these
+  // organizations; null: every session of the instance.
+  readonly visibleTo: { readonly userId: string; readonly orgIds: readonly string[] } | null;
   readonly userId?: string | undefined;
   readonly ids?: readonly string[] | undefined;
   readonly creator?: string | undefined;

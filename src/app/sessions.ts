@@ -6,6 +6,7 @@ import {
   holdsOnInstance,
   type Permission,
   type Principal,
+  scopeOf,
 } from "../domain/permissions.ts";
 import { maxPasswordLength } from "../domain/policy.ts";
 import { signInStep, terminateSession } from "../domain/session/decide.ts";
@@ -252,10 +253,12 @@ export function sessionCommands(deps: AppDeps, instanceId: string, users: UserCo
       return s;
     },
 
-    // Holders of session.read on the instance see every session; everyone else the sessions
-    // they created and their own.
+    // The sessions GetSession would show: holders of session.read on the instance see every
+    // one; everyone else the ones they created, their own, and those of users in the
+    // organizations where they hold session.read.
     list(principal: Principal, q: SessionListQuery) {
-      const visibleTo = holdsOnInstance(principal, sessionRules.read) ? null : principal.userId;
+      const scope = scopeOf(principal, sessionRules.read);
+      const visibleTo = "all" in scope ? null : { userId: principal.userId, orgIds: scope.orgIds };
       return deps.store.listSessions(instanceId, { ...q, visibleTo });
     },
 

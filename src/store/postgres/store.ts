@@ -932,8 +932,13 @@ export async function openPostgresStore(
       };
       const where = ["instance_id = $1"];
       if (query.visibleTo !== null) {
-        const me = arg(query.visibleTo);
-        where.push(`(creator = ${me} OR user_id = ${me})`);
+        const me = arg(query.visibleTo.userId);
+        const orgIds = query.visibleTo.orgIds;
+        const inOrgs =
+          orgIds.length === 0
+            ? ""
+            : ` OR user_id IN (SELECT id FROM users WHERE instance_id = $1 AND org_id = ANY(${arg([...orgIds])}::text[]))`;
+        where.push(`(creator = ${me} OR user_id = ${me}${inOrgs})`);
       }
       if (query.userId !== undefined) where.push(`user_id = ${arg(query.userId)}`);
       if (query.creator !== undefined) where.push(`creator = ${arg(query.creator)}`);

@@ -688,8 +688,13 @@ export function openSqliteStore(path: string, options: { migrate?: boolean } = {
       const where = ["instance_id = ?"];
       const args: unknown[] = [instanceId];
       if (query.visibleTo !== null) {
-        where.push("(creator = ? OR user_id = ?)");
-        args.push(query.visibleTo, query.visibleTo);
+        const { userId, orgIds } = query.visibleTo;
+        const inOrgs =
+          orgIds.length === 0
+            ? ""
+            : ` OR user_id IN (SELECT id FROM users WHERE instance_id = ? AND org_id IN (${orgIds.map(() => "?").join(", ")}))`;
+        where.push(`(creator = ? OR user_id = ?${inOrgs})`);
+        args.push(userId, userId, ...(orgIds.length === 0 ? [] : [instanceId, ...orgIds]));
       }
       if (query.userId !== undefined) {
         where.push("user_id = ?");
