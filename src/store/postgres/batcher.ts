@@ -36,7 +36,8 @@ export interface BatcherOptions {
   // unavailable, as a query that waited this long for a pooled connection would. Without it, a
   // database that answers slowly or not at all would let the queue, and each wait, grow without end.
   readonly maxWaitMs: number;
-  // The statement that takes the named locks, in the order given, until the transaction ends.
+  // The statement that takes the named locks, all at once and always in one order, until the
+  // transaction ends.
   readonly lock?: (keys: readonly string[]) => Statement;
 }
 
@@ -57,7 +58,7 @@ export class Batcher {
     private readonly options: BatcherOptions,
   ) {}
 
-  // `locks` names what a unit writes. A batch first takes the locks of all its units, sorted, so
+  // `locks` names what a unit writes. A batch first takes the locks of all its units, so
   // that two batches (of one node or of two) that write the same things wait for each other to
   // commit instead of each holding what the other needs until PostgreSQL's deadlock check (a
   // second, by default) or the statement timeout ends one of them, whatever order each unit
@@ -100,11 +101,10 @@ export class Batcher {
     return units;
   }
 
-  // The units' statements, after the statement that takes all their locks. Keys are compared by
-  // code unit, not by locale, so that every node sorts them alike.
+  // The units' statements, after the statement that takes all their locks.
   private statementsOf(units: readonly Unit[]): { statements: Statement[]; skip: number } {
     const statements = units.flatMap((u) => u.statements);
-    const keys = [...new Set(units.flatMap((u) => u.locks))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const keys = units.flatMap((u) => u.locks);
     if (!this.options.lock || keys.length === 0) return { statements, skip: 0 };
     return { statements: [this.options.lock(keys), ...statements], skip: 1 };
   }

@@ -41,6 +41,7 @@ import {
   userSearchStatements,
 } from "../user-search.ts";
 import { Batcher } from "./batcher.ts";
+import { aggregateLocks, lockStatement } from "./locks.ts";
 import { postgresMigrations } from "./migrations.ts";
 import { bound, Pipeline, type Prepared, prepared, rowObjects, type Statement } from "./pipeline.ts";
 import { keepFirstStatistics } from "./statistics.ts";
@@ -172,22 +173,6 @@ const toOutboxRow = (r: OutboxDbRow): OutboxRow => ({
   hasText: r.sealed_text !== null,
 });
 
-// Every append first takes, in one statement and sorted, the locks of the aggregates it writes
-// (and of the sending limits it counts), held until it commits: two appends that write the same
-// aggregates, each in whatever order, then wait for each other instead of each holding a row the
-// other needs until PostgreSQL's deadlock check ends one of them. A limit's lock also serializes
-// its counting across nodes. The keys arrive sorted and are locked in that order: the scan yields
-// them in array order, which ORDER BY n states (EXPLAIN shows no sort; were there one, PostgreSQL
-// would call the volatile lock function after it).
-const takeLocks: Prepared = {
-  name: "lk_take_locks",
-  text: `SELECT pg_advisory_xact_lock(hashtextextended(key, 0))
-    FROM jsonb_array_elements_text($1::jsonb) WITH ORDINALITY AS k(key, n) ORDER BY n`,
-};
-const lockStatement = (keys: readonly string[]): Statement => bound(takeLocks, [JSON.stringify(keys)]);
-const aggregateLocks = (req: AppendRequest): string[] =>
-  req.writes.map((w) => `${req.instanceId}/${w.ref.type}/${w.ref.id}`);
-
 const outbox = prepared("outbox", {
   quotaUses: `SELECT used_at FROM sms_quota_use WHERE instance_id = $1 AND key = $2 AND used_at > $3
     ORDER BY used_at`,
@@ -268,11 +253,9 @@ async function appendChecked(
   const enqueues = changes.filter((ch): ch is Enqueue => ch.kind === "enqueue");
   const settles = changes.filter((ch): ch is Settle => ch.kind === "settle");
   const keys = [
-    ...new Set([
-      ...aggregateLocks(req),
-      ...enqueues.flatMap((ch) => ch.quotas.map((q) => `${req.instanceId}/${q.key}`)),
-    ]),
-  ].sort();
+    ...aggregateLocks(req),
+    ...enqueues.flatMap((ch) => ch.quotas.map((q) => `${req.instanceId}/${q.key}`)),
+  ];
   const counts = enqueues.flatMap((ch) =>
     ch.quotas.map((q) =>
       bound(outbox.quotaUses, [req.instanceId, q.key, new Date(at.getTime() - q.windowMs).toISOString()]),
