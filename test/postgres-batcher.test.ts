@@ -48,16 +48,16 @@ describe("PostgreSQL batching", () => {
   const lock = (keys: readonly string[]): Statement => st(`lock ${keys.join(",")}`);
 
   // The lock statement orders the keys itself (store.ts); the batch hands it every unit's keys.
-  it("takes every unit's locks first, in one statement before any unit's", async () => {
+  it("takes every unit's locks first, then sends the units in the order of what each writes first", async () => {
     const c = connection();
     const batcher = new Batcher(c.send, { inFlight: 1, statements: 100, maxWaitMs: 1000, lock });
     const answers = await Promise.all([
       batcher.run([st("c1"), st("c2")], ["user/c", "session/s"]),
       batcher.run([st("a1")], ["user/a"]),
-      batcher.run([st("b1")], ["user/c"]),
+      batcher.run([st("b1")], ["user/b"]),
       batcher.run([st("n1")]),
     ]);
-    assert.deepEqual(c.trips, [["lock user/c,session/s,user/a,user/c", "c1", "c2", "a1", "b1", "n1"]]);
+    assert.deepEqual(c.trips, [["lock user/a,user/b,user/c,session/s", "n1", "a1", "b1", "c1", "c2"]]);
     assert.deepEqual(answers.map(texts), [["c1", "c2"], ["a1"], ["b1"], ["n1"]]);
   });
 
@@ -122,10 +122,10 @@ describe("PostgreSQL batching", () => {
       [["a"], "Error: refused bad", ["n"]],
     );
     assert.deepEqual(c.trips, [
-      ["lock user/a,user/b", "a", "bad", "n"],
+      ["lock user/a,user/b", "n", "a", "bad"],
+      ["n"],
       ["lock user/a", "a"],
       ["lock user/b", "bad"],
-      ["n"],
     ]);
   });
 

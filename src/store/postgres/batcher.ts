@@ -98,7 +98,11 @@ export class Batcher {
       count += next.statements.length;
       this.queue.shift();
     }
-    return units;
+    // Also in the order of what each unit writes first: then a node of a version that took no
+    // locks yet (during a rolling upgrade) meets rows in the order it takes them itself, and the
+    // batch visits neighbouring index pages together.
+    const first = (u: Unit) => u.locks[0] ?? "";
+    return units.sort((a, b) => (first(a) < first(b) ? -1 : first(a) > first(b) ? 1 : 0));
   }
 
   // The units' statements, after the statement that takes all their locks.
