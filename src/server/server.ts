@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import type { Http2ServerRequest } from "node:http2";
 import { Code, createContextValues } from "@connectrpc/connect";
+import type { ErrorReporter } from "../api/errors.ts";
 import { type Gate, guardInterceptor } from "../api/guard.ts";
 import {
   codeName,
@@ -65,8 +66,8 @@ export function requestHandler(
   metrics: Metrics | null,
   web: Console,
   limits: Limits,
+  reporter: ErrorReporter,
 ): RequestHandler {
-  const reporter = errorReporter(log);
   const observe = observerFor(log, metrics);
   const served = servedServices(app);
   const rest = restRoutes(served);
@@ -181,8 +182,9 @@ export function startServer(app: App, options: ServerOptions): Promise<Listener>
     options.log.warn("the console is not built: /ui/console/ answers 503 until `npm run build`", {
       dir: options.consoleDir,
     });
+  // One per server, so that its Unavailable lines are rate-limited together.
   const reporter = errorReporter(options.log);
-  return listen(requestHandler(app, options.log, options.metrics, web, options.limits), {
+  return listen(requestHandler(app, options.log, options.metrics, web, options.limits, reporter), {
     port: options.port,
     host: options.host,
     ...options.limits,
