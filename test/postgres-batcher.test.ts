@@ -47,7 +47,7 @@ describe("PostgreSQL batching", () => {
   // A lock statement whose text names the keys, so that the round trips show what was locked.
   const lock = (keys: readonly string[]): Statement => st(`lock ${keys.join(",")}`);
 
-  // The lock statement orders the keys itself (store.ts); the batch hands it every unit's keys.
+  // The lock statement orders the keys itself (locks.ts); the batch hands it every unit's keys.
   it("takes every unit's locks first, then sends the units in the order of what each writes first", async () => {
     const c = connection();
     const batcher = new Batcher(c.send, { inFlight: 1, statements: 100, maxWaitMs: 1000, lock });

@@ -238,7 +238,7 @@ const settleStatement = (req: AppendRequest, ch: Settle): Statement =>
   ]);
 
 // An append that counts sending limits, in an explicit transaction of two round trips: the
-// first takes the locks of its aggregates and its limits (takeLocks), counts each limit, writes
+// first takes the locks of its aggregates and its limits (locks.ts), counts each limit, writes
 // the events and read models and settles; the second, once no limit refused,
 // records the uses and the messages and commits.
 // READ COMMITTED gives each count a fresh snapshot taken after its lock, so it sees what the
@@ -657,7 +657,7 @@ export async function openPostgresStore(
 
   // Appends that count no sending limit, and the lookups every call makes, share round trips
   // with the others of their turn (batcher.ts). A batch of appends first takes the locks of every
-  // aggregate its appends write (takeLocks) and holds them until it commits, so batches of this
+  // aggregate its appends write (locks.ts) and holds them until it commits, so batches of this
   // node and of others wait for each other instead of deadlocking (docs/operations.md, "Round
   // trips"). Appends go one batch at a time, and the next gathers meanwhile, so the commit is
   // shared as SQLite's is.
