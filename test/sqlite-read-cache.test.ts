@@ -8,49 +8,12 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import { newId } from "../src/app/ids.ts";
-import { type AppendRequest, ConcurrencyError, type Store } from "../src/app/ports.ts";
-import { projectUser } from "../src/app/projection.ts";
+import { ConcurrencyError, type Store } from "../src/app/ports.ts";
 import { hashToken, newToken } from "../src/app/secrets.ts";
-import { stamp } from "../src/app/transact.ts";
-import type { Decision } from "../src/domain/events.ts";
 import * as user from "../src/domain/user/decide.ts";
-import { emptyUser, foldUser, type UserState } from "../src/domain/user/state.ts";
+import { emptyUser, type UserState } from "../src/domain/user/state.ts";
 import { openSqliteStore } from "../src/store/sqlite/store.ts";
-
-const instanceId = "inst";
-const orgId = "org";
-
-function change(before: UserState, decide: (s: UserState) => Decision, expectedSequence = before.sequence) {
-  const events = decide(before).events;
-  const createdAt = new Date();
-  const ref = { type: "user" as const, id: before.id };
-  const stamped = stamp(ref, orgId, "creator", expectedSequence, createdAt, events);
-  const after = foldUser(before, stamped);
-  const request: AppendRequest = {
-    instanceId,
-    creator: "creator",
-    createdAt,
-    writes: [{ ref, owner: orgId, expectedSequence, events }],
-    readModel: projectUser(after, stamped),
-  };
-  return { request, after };
-}
-
-const addHuman = (username: string) => (s: UserState) =>
-  user.addHuman(s, {
-    username,
-    profile: {
-      givenName: "Ada",
-      familyName: username,
-      nickName: "",
-      displayName: `Ada ${username}`,
-      preferredLanguage: "",
-      gender: 0,
-    },
-    email: `${username}@example.com`,
-    emailVerified: true,
-    phone: { phone: "+41791234567", verified: true },
-  });
+import { addHuman, change, instanceId, orgId } from "./support/user-appends.ts";
 
 describe("SQLite store's memory of what it read", () => {
   let dir: string;

@@ -54,6 +54,12 @@ export interface AppendRequest {
   // SMS that the events call for, or the outcome of one: stored in the same transaction, so a
   // message exists exactly when the event that needs it does.
   readonly outbox?: readonly OutboxChange[];
+  // No caller waits for this append (the SMS worker recording what became of a message). SQLite
+  // runs it after the callers' appends of its group commit, so that when both were decided on
+  // the same state of an aggregate, the caller's is written and this one is planned again, not
+  // the other way round. PostgreSQL ignores it: the locks set its batches' order, and there the
+  // worker's appends were not seen to conflict with callers' (docs/benchmarks.md, 14).
+  readonly background?: boolean;
 }
 
 // ---- The SMS outbox --------------------------------------------------------------------------

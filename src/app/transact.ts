@@ -49,6 +49,7 @@ export async function transact<T>(
   instanceId: string,
   creator: string,
   plan: (now: Date) => Promise<Plan<T>>,
+  options: { readonly background?: boolean } = {},
 ): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     const now = deps.clock.now();
@@ -64,6 +65,7 @@ export async function transact<T>(
           writes: p.writes,
           readModel: p.readModel,
           outbox,
+          background: options.background,
         });
         if (outbox.some((c) => c.kind === "enqueue")) deps.outboxReady();
       } catch (err) {

@@ -326,35 +326,41 @@ export function userCommands(deps: AppDeps, instanceId: string) {
     // What became of an SMS to this user: the event on the user and the settled outbox row,
     // in one append. Written by the notification worker, not by a caller.
     recordSms(m: ClaimedMessage, outcome: SmsOutcome): Promise<void> {
-      return transact(deps, instanceId, notificationCreator, async (now) => {
-        const before = await load(m.userId);
-        const { decision, settle } = smsOutcome(before, m, outcome);
-        const events = stamp(
-          ref(m.userId),
-          before.orgId,
-          notificationCreator,
-          before.sequence,
-          now,
-          decision.events,
-        );
-        const writes =
-          decision.events.length > 0
-            ? [
-                {
-                  ref: ref(m.userId),
-                  owner: before.orgId,
-                  expectedSequence: before.sequence,
-                  events: decision.events,
-                },
-              ]
-            : [];
-        return {
-          writes,
-          readModel: writes.length > 0 ? projectUser(foldUser(before, events), events) : [],
-          outbox: [settle],
-          result: () => undefined,
-        };
-      });
+      return transact(
+        deps,
+        instanceId,
+        notificationCreator,
+        async (now) => {
+          const before = await load(m.userId);
+          const { decision, settle } = smsOutcome(before, m, outcome);
+          const events = stamp(
+            ref(m.userId),
+            before.orgId,
+            notificationCreator,
+            before.sequence,
+            now,
+            decision.events,
+          );
+          const writes =
+            decision.events.length > 0
+              ? [
+                  {
+                    ref: ref(m.userId),
+                    owner: before.orgId,
+                    expectedSequence: before.sequence,
+                    events: decision.events,
+                  },
+                ]
+              : [];
+          return {
+            writes,
+            readModel: writes.length > 0 ? projectUser(foldUser(before, events), events) : [],
+            outbox: [settle],
+            result: () => undefined,
+          };
+        },
+        { background: true },
+      );
     },
 
     async addPersonalAccessToken(principal: Principal, userId: string, expiresAt: Date | null) {

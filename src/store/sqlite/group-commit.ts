@@ -17,28 +17,38 @@ interface Waiting {
   readonly reject: (reason: unknown) => void;
 }
 
+export interface GroupedOptions<T> {
+  // Called with the unit's result as soon as the COMMIT returns, before any other code runs.
+  readonly committed?: (value: T) => void;
+  // No caller waits for it: it runs after the rest of its batch.
+  readonly background?: boolean;
+}
+
 // better-sqlite3 is synchronous, so every COMMIT's fsync (synchronous=FULL) stops the only
 // thread. Writes that arrive in the same turn of the event loop therefore share one
 // BEGIN IMMEDIATE ... COMMIT: each runs as a nested db.transaction, i.e. in a SAVEPOINT of its
 // own, so one that fails rolls back alone; none is answered before the shared COMMIT, so an
 // acknowledged write is as durable as before. The returned function queues a unit of work, which
 // must be a db.transaction (or touch nothing), and settles with its result after the commit.
-// `committed`, if given, is called with that result as soon as the COMMIT returns, before any
-// other code runs: what the process remembers of the database moves with it.
+// `committed` lets what the process remembers of the database move with it. Background work runs
+// after the rest of its batch: when it and a caller's write were decided on the same state, the
+// caller's goes first and wins.
 export function groupCommit(
   db: Database.Database,
-): <T>(work: () => T, committed?: (value: T) => void) => Promise<T> {
+): <T>(work: () => T, options?: GroupedOptions<T>) => Promise<T> {
   const begin = db.prepare("BEGIN IMMEDIATE");
   const commit = db.prepare("COMMIT");
   const rollback = db.prepare("ROLLBACK");
   let queue: Waiting[] = [];
+  let background: Waiting[] = [];
 
   function flush(): void {
     const traced = flushed.hasSubscribers;
     const started = traced ? performance.now() : 0;
     let commitMs = 0;
-    const batch = queue;
+    const batch = queue.concat(background);
     queue = [];
+    background = [];
     const settle: (() => void)[] = [];
     try {
       begin.run();
@@ -76,12 +86,12 @@ export function groupCommit(
       } satisfies FlushMessage);
   }
 
-  return <T>(work: () => T, committed?: (value: T) => void) =>
+  return <T>(work: () => T, options: GroupedOptions<T> = {}) =>
     new Promise<T>((resolve, reject) => {
-      if (queue.length === 0) setImmediate(flush);
-      queue.push({
+      if (queue.length === 0 && background.length === 0) setImmediate(flush);
+      (options.background ? background : queue).push({
         work,
-        committed: committed as ((value: never) => void) | undefined,
+        committed: options.committed as ((value: never) => void) | undefined,
         resolve: resolve as (value: never) => void,
         reject,
       });

@@ -586,10 +586,10 @@ export function openSqliteStore(path: string, options: { migrate?: boolean } = {
       return (q.load.all(instanceId, ref.type, ref.id, afterSequence) as EventRow[]).map(toEvent);
     },
     append(req: AppendRequest) {
-      return grouped(
-        () => appendTx(req),
-        () => cache.afterAppend(req),
-      );
+      return grouped(() => appendTx(req), {
+        committed: () => cache.afterAppend(req),
+        background: req.background === true,
+      });
     },
     async latestEvents(instanceId: string, ref: AggregateRef, limit: number) {
       return (q.latest.all(instanceId, ref.type, ref.id, limit) as EventRow[]).map(toEvent);
