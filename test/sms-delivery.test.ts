@@ -142,18 +142,44 @@ for (const db of databaseKinds) {
             phone: `+41 79 111 22 3${i}`,
             verification: sendCode,
           });
-        // The first message is held at the provider, so the next four all wait in the outbox.
-        await sendTo(0);
-        await receiver.received(1);
-        for (const i of [1, 2, 3, 4]) await sendTo(i);
-        receiver.release();
-        await receiver.received(3);
+        // Every call is held at the provider: two go out, the other three wait in the outbox.
+        for (const i of [0, 1, 2, 3, 4]) await sendTo(i);
+        await receiver.received(2);
         await new Promise((r) => setTimeout(r, 300));
-        assert.equal(receiver.requests.length, 3, "two calls open at once, not four");
+        assert.equal(receiver.requests.length, 2, "two calls open at once, not five");
+        receiver.release();
+        await receiver.received(4);
+        await new Promise((r) => setTimeout(r, 300));
+        assert.equal(receiver.requests.length, 4, "the two answered made room for two more");
         receiver.release();
         await receiver.received(5);
         receiver.release();
         for (const u of users) await recorded(server, u.userId, "user.human.phone.code.sent");
+      });
+    });
+
+    it("sends the next messages while a provider call hangs", async () => {
+      const env = (r: SmsReceiver) => webhookEnv(r, { LATCHKEY_SMS_TIMEOUT_MS: "30000" });
+      await withServer(db, env, async ({ server, receiver, admin }) => {
+        receiver.respond = (_req, n) => (n === 0 ? "hold" : { status: 200, body: "{}" });
+        const [stuck, next] = await Promise.all([0, 1].map(() => humanUser(admin, { phone: "" })));
+        await admin.users.setPhone({
+          userId: stuck!.userId,
+          phone: "+41 79 111 22 40",
+          verification: sendCode,
+        });
+        await receiver.received(1);
+        await admin.users.setPhone({
+          userId: next!.userId,
+          phone: "+41 79 111 22 41",
+          verification: sendCode,
+        });
+        await receiver.received(2, 10_000);
+        await recorded(server, next!.userId, "user.human.phone.code.sent");
+        const [stuckRow] = await outboxOf(server, stuck!.userId);
+        assert.equal(stuckRow?.status, "sending", "the first call is still open");
+        receiver.release();
+        await recorded(server, stuck!.userId, "user.human.phone.code.sent");
       });
     });
 

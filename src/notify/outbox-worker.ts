@@ -18,10 +18,11 @@ export interface OutboxWorkerSettings {
   readonly outboxKey: Buffer | null;
   // How often other nodes' messages are looked for; this node's own wake the worker at once.
   readonly pollMs?: number;
-  // Messages claimed, and sent at once, per round (LATCHKEY_SMS_CONCURRENCY). Under load a round
-  // takes two turns of a busy event loop: at 10 the worker fell behind what RemoveOTPSMS queues
-  // at full speed, and codes waited behind the notices (docs/benchmarks.md). A provider that
-  // refuses this many at once answers 429, which is retried with backoff.
+  // Messages on their way at once, each one provider call (LATCHKEY_SMS_CONCURRENCY). The worker
+  // claims more as soon as there is room, not when a whole round is done: a provider call that
+  // hangs until its timeout then holds up no other message, and under load each turn of the
+  // event loop records about as many outcomes as the next (docs/benchmarks.md, 14). A provider
+  // that refuses this many at once answers 429, which is retried with backoff.
   readonly concurrency: number;
 }
 
@@ -221,9 +222,19 @@ export function startOutboxWorker(deps: OutboxWorkerDeps, settings: OutboxWorker
       .catch((err) => log.warn("sms outbox pruning failed", { error: String(err) }));
   }
 
+  // Messages on their way. Once at least half the room is free the loop claims more: under load
+  // claims stay about as large as whole rounds were, and a call that hangs holds up nothing. A
+  // look that finds nothing due waits for a wake, and counts as idle only once nothing is on its
+  // way either.
+  const handling = new Set<Promise<void>>();
   const loop = (async () => {
     while (!stopping) {
       woken = false;
+      const room = settings.concurrency - handling.size;
+      if (room < Math.ceil(settings.concurrency / 2) && handling.size > 0) {
+        await Promise.race(handling);
+        continue;
+      }
       const thisPass = ++pass;
       const now = clock.now();
       let claimed: ClaimedMessage[];
@@ -231,7 +242,7 @@ export function startOutboxWorker(deps: OutboxWorkerDeps, settings: OutboxWorker
         claimed = await store.claimOutbox(instanceId, {
           now,
           staleBefore: new Date(now.getTime() - inFlightMs),
-          limit: settings.concurrency,
+          limit: room,
         });
       } catch (err) {
         log.warn("sms outbox not reachable; will look again", { error: String(err) });
@@ -239,11 +250,19 @@ export function startOutboxWorker(deps: OutboxWorkerDeps, settings: OutboxWorker
         continue;
       }
       if (claimed.length > 0) {
-        await Promise.all(
-          claimed.map((m) =>
-            handle(m).catch((err) => log.error("sms handling failed", { id: m.id, error: String(err) })),
-          ),
-        );
+        for (const m of claimed) {
+          const p: Promise<void> = handle(m)
+            .catch((err) => log.error("sms handling failed", { id: m.id, error: String(err) }))
+            .finally(() => {
+              handling.delete(p);
+              if (handling.size === 0 && idleWaiters.length > 0) wake();
+            });
+          handling.add(p);
+        }
+        continue;
+      }
+      if (handling.size > 0) {
+        await pause();
         continue;
       }
       for (let i = idleWaiters.length - 1; i >= 0; i--) {
@@ -271,6 +290,7 @@ export function startOutboxWorker(deps: OutboxWorkerDeps, settings: OutboxWorker
       stopping = true;
       wake();
       await loop;
+      await Promise.all(handling);
       for (const w of idleWaiters.splice(0)) w.resolve();
     },
   };
