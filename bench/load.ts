@@ -64,6 +64,10 @@ export interface LoadResult {
   // run where this is high shared the machine and is said to be noisy.
   readonly otherCores: number | null;
   readonly loadLoopDelayP99Ms: number;
+  // Appends the server planned again because another write got there first (its
+  // latchkey_append_conflicts_total over the run, warm-up included), filled in by the runner: each
+  // one cost a caller, or the SMS worker, a further commit (docs/benchmarks.md, 14).
+  readonly conflicts?: number | null;
 }
 
 // vu: the virtual user calling, for callers that spread virtual users over several connections.

@@ -260,16 +260,29 @@ async function load(
     durationMs: o.durationSeconds * 1000,
   };
   await quiet(o);
+  const before = await conflictsOf(s.baseUrl);
   const child = startChild<LoadResult>("bench/load.ts", settings, benchRoot);
   const result = await child.message;
   await child.exited;
-  return result;
+  const after = await conflictsOf(s.baseUrl);
+  return { ...result, conflicts: before === null || after === null ? null : after - before };
+}
+
+// The server's count of lost append races, from its /metrics (null where there is none: the
+// ceilings' servers).
+async function conflictsOf(baseUrl: string): Promise<number | null> {
+  const text = await fetch(`${baseUrl}/metrics`).then(
+    (r) => (r.ok ? r.text() : ""),
+    () => "",
+  );
+  const m = /^latchkey_append_conflicts_total (\d+)$/m.exec(text);
+  return m ? Number(m[1]) : null;
 }
 
 function describe(r: LoadResult): string {
   return (
     `${fmt(r.throughput)} calls/s, add p99 ${r.add.p99Ms.toFixed(1)} ms, remove p99 ${r.remove.p99Ms.toFixed(1)} ms, ` +
-    `${r.errors} errors; cores: server ${r.serverCores?.toFixed(2) ?? "?"}, postgres ${r.postgresCores.toFixed(2)}, ` +
+    `${r.errors} errors${r.conflicts == null ? "" : `, ${r.conflicts} conflicts`}; cores: server ${r.serverCores?.toFixed(2) ?? "?"}, postgres ${r.postgresCores.toFixed(2)}, ` +
     `loadgen ${r.loadCores.toFixed(2)}, other ${r.otherCores?.toFixed(2) ?? "?"}`
   );
 }
