@@ -18,10 +18,7 @@ export interface OutboxWorkerSettings {
   readonly outboxKey: Buffer | null;
   // How often other nodes' messages are looked for; this node's own wake the worker at once.
   readonly pollMs?: number;
-  // Messages on their way at once, each one provider call (LATCHKEY_SMS_CONCURRENCY). The worker
-  // claims more as soon as there is room, not when a whole round is done: a provider call that
-  // hangs until its timeout then holds up no other message, and under load each turn of the
-  // event loop records about as many outcomes as the next (docs/benchmarks.md, 14). A provider
+  // Messages on their way at once, each one provider call (LATCHKEY_SMS_CONCURRENCY). A provider
   // that refuses this many at once answers 429, which is retried with backoff.
   readonly concurrency: number;
 }
@@ -222,10 +219,11 @@ export function startOutboxWorker(deps: OutboxWorkerDeps, settings: OutboxWorker
       .catch((err) => log.warn("sms outbox pruning failed", { error: String(err) }));
   }
 
-  // Messages on their way. Once at least half the room is free the loop claims more: under load
-  // claims stay about as large as whole rounds were, and a call that hangs holds up nothing. A
-  // look that finds nothing due waits for a wake, and counts as idle only once nothing is on its
-  // way either.
+  // Messages on their way. Once at least half the room is free the loop claims more, rather than
+  // when all of them are done: a provider call that hangs until its timeout holds up no other
+  // message, and under load claims stay about as large as whole rounds (docs/benchmarks.md, 14).
+  // A look that finds nothing due waits for a wake, and counts as idle only once nothing is on
+  // its way either.
   const handling = new Set<Promise<void>>();
   const loop = (async () => {
     while (!stopping) {
