@@ -67,7 +67,7 @@ export interface LoadResult {
   // Appends the server planned again because another write got there first (its
   // latchkey_append_conflicts_total over the run, warm-up included), filled in by the runner: each
   // one cost a caller, or the SMS worker, a further commit (docs/benchmarks.md, 14).
-  readonly conflicts?: number | null;
+  readonly conflicts?: { readonly caller: number; readonly background: number } | null;
 }
 
 // vu: the virtual user calling, for callers that spread virtual users over several connections.

@@ -265,24 +265,33 @@ async function load(
   const result = await child.message;
   await child.exited;
   const after = await conflictsOf(s.baseUrl);
-  return { ...result, conflicts: before === null || after === null ? null : after - before };
+  const conflicts =
+    before && after
+      ? { caller: after.caller - before.caller, background: after.background - before.background }
+      : null;
+  return { ...result, conflicts };
 }
 
-// The server's count of lost append races, from its /metrics (null where there is none: the
+// The server's counts of lost append races, from its /metrics (null where there are none: the
 // ceilings' servers).
-async function conflictsOf(baseUrl: string): Promise<number | null> {
+async function conflictsOf(baseUrl: string): Promise<{ caller: number; background: number } | null> {
   const text = await fetch(`${baseUrl}/metrics`).then(
     (r) => (r.ok ? r.text() : ""),
     () => "",
   );
-  const m = /^latchkey_append_conflicts_total (\d+)$/m.exec(text);
-  return m ? Number(m[1]) : null;
+  const count = (by: string) =>
+    new RegExp(`^latchkey_append_conflicts_total\\{by="${by}"\\} (\\d+)$`, "m").exec(text)?.[1];
+  const caller = count("caller");
+  const background = count("background");
+  return caller === undefined || background === undefined
+    ? null
+    : { caller: Number(caller), background: Number(background) };
 }
 
 function describe(r: LoadResult): string {
   return (
     `${fmt(r.throughput)} calls/s, add p99 ${r.add.p99Ms.toFixed(1)} ms, remove p99 ${r.remove.p99Ms.toFixed(1)} ms, ` +
-    `${r.errors} errors${r.conflicts == null ? "" : `, ${r.conflicts} conflicts`}; cores: server ${r.serverCores?.toFixed(2) ?? "?"}, postgres ${r.postgresCores.toFixed(2)}, ` +
+    `${r.errors} errors${r.conflicts ? `, lost races ${r.conflicts.caller} by callers and ${r.conflicts.background} by the SMS worker` : ""}; cores: server ${r.serverCores?.toFixed(2) ?? "?"}, postgres ${r.postgresCores.toFixed(2)}, ` +
     `loadgen ${r.loadCores.toFixed(2)}, other ${r.otherCores?.toFixed(2) ?? "?"}`
   );
 }

@@ -225,39 +225,49 @@ for (const db of databaseKinds) {
       }
     });
 
-    it("counts an append that lost a race and was decided again", async () => {
-      const app = server.running.app;
-      const user = await humanUser(admin);
-      const principal: Principal = await app.authenticate(`Bearer ${server.adminToken}`);
-      const beforeText = await scrape(server.url);
-      let raced = false;
-      // Another writer adds the factor between this command's read and its append.
-      const stale = transact(app.deps, app.instanceId, principal.userId, async () => {
-        const state = await app.users.load(user.userId);
-        if (!raced) {
-          raced = true;
-          await app.users.addOtpSms(principal, user.userId);
-        }
-        const decision = decide.addOtpSms(state);
-        return {
-          writes: [
-            {
-              ref: { type: "user", id: user.userId },
-              owner: state.orgId,
-              expectedSequence: state.sequence,
-              events: decision.events,
-            },
-          ],
-          readModel: [],
-          result: () => null,
-        };
+    for (const by of ["caller", "background"] as const)
+      it(`counts an append that lost a race and was decided again, as a ${by}'s`, async () => {
+        const app = server.running.app;
+        const user = await humanUser(admin);
+        const principal: Principal = await app.authenticate(`Bearer ${server.adminToken}`);
+        const beforeText = await scrape(server.url);
+        let raced = false;
+        // Another writer adds the factor between this command's read and its append.
+        const stale = transact(
+          app.deps,
+          app.instanceId,
+          principal.userId,
+          async () => {
+            const state = await app.users.load(user.userId);
+            if (!raced) {
+              raced = true;
+              await app.users.addOtpSms(principal, user.userId);
+            }
+            const decision = decide.addOtpSms(state);
+            return {
+              writes: [
+                {
+                  ref: { type: "user", id: user.userId },
+                  owner: state.orgId,
+                  expectedSequence: state.sequence,
+                  events: decision.events,
+                },
+              ],
+              readModel: [],
+              result: () => null,
+            };
+          },
+          { background: by === "background" },
+        );
+        await assert.rejects(stale, /AlreadyReady|already/i);
+        const afterText = await scrape(server.url);
+        const moved = (name: string, labels: Record<string, string> = {}) =>
+          sample(afterText, name, labels) - sample(beforeText, name, labels);
+        assert.equal(moved("latchkey_append_conflicts_total", { by }), 1);
+        const other = by === "caller" ? "background" : "caller";
+        assert.equal(moved("latchkey_append_conflicts_total", { by: other }), 0);
+        assert.equal(moved("latchkey_event_appends_total"), 1, "only the other writer's append was stored");
       });
-      await assert.rejects(stale, /AlreadyReady|already/i);
-      const afterText = await scrape(server.url);
-      const moved = (name: string) => sample(afterText, name) - sample(beforeText, name);
-      assert.equal(moved("latchkey_append_conflicts_total"), 1);
-      assert.equal(moved("latchkey_event_appends_total"), 1, "only the other writer's append was stored");
-    });
   });
 }
 

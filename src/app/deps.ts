@@ -11,8 +11,9 @@ export interface Logger {
 export interface AppMetrics {
   // An append stored this many events.
   appended(events: number): void;
-  // An append lost a race with another writer; the command decides again on fresh state.
-  conflict(): void;
+  // An append lost a race with another writer; the command decides again on fresh state. `by`
+  // says whose append it was: a caller's, or background work no caller waits for.
+  conflict(by: "caller" | "background"): void;
   // A command lost the race too often and answered Aborted.
   gaveUp(): void;
 }

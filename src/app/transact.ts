@@ -73,7 +73,7 @@ export async function transact<T>(
           throw alreadyExists("COMMAND-k2unb", "Username is already taken");
         if (err instanceof QuotaExceeded) throw limitError(err);
         if (!(err instanceof ConcurrencyError)) throw err;
-        deps.metrics.conflict();
+        deps.metrics.conflict(options.background ? "background" : "caller");
         if (attempt >= deps.settings.maxConflictRetries) {
           deps.metrics.gaveUp();
           throw new DomainError("aborted", "LK-CONFLICT", "Too many concurrent changes; try again");

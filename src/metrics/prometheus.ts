@@ -48,8 +48,11 @@ export function prometheusMetrics(store: Store): Metrics {
   const conflicts = new Counter({
     name: "latchkey_append_conflicts_total",
     help: "Appends that lost a race with another writer; each is decided again",
+    labelNames: ["by"] as const,
     registers: [registry],
   });
+  // Both series exist from the start, so a rate over them never starts from nothing.
+  for (const by of ["caller", "background"] as const) conflicts.inc({ by }, 0);
   const gaveUp = new Counter({
     name: "latchkey_append_conflicts_exhausted_total",
     help: "Commands that lost the race too often and answered Aborted",
@@ -99,7 +102,7 @@ export function prometheusMetrics(store: Store): Metrics {
         appends.inc();
         events.inc(n);
       },
-      conflict: () => conflicts.inc(),
+      conflict: (by) => conflicts.inc({ by }),
       gaveUp: () => gaveUp.inc(),
     },
     watchSms(read) {
