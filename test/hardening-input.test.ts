@@ -251,6 +251,21 @@ for (const db of databaseKinds) {
       assert.deepEqual(raw.headers.get("allow")?.split(", ").sort(), ["DELETE", "POST"]);
     });
 
+    it("decodes a REST path's variables, and answers 404 for one that is not percent-encoding", async () => {
+      const first = user.userId.charCodeAt(0).toString(16);
+      const encoded = `%${first}${user.userId.slice(1)}`;
+      const found = await rest(server.url, "GET", `/v2/users/${encoded}`, { token: server.adminToken });
+      assert.equal(found.status, 200);
+      assert.equal(found.body.user.userId, user.userId);
+      for (const method of ["DELETE", "PUT"]) {
+        const broken = await rest(server.url, method, "/v2/users/%E0%A4%A/otp_sms", {
+          token: server.adminToken,
+        });
+        assert.equal(broken.status, 404, method);
+        assert.equal(broken.body.code, Code.NotFound, method);
+      }
+    });
+
     it("survives request lines and headers no URL parser or RPC router expects", async () => {
       for (const request of [
         `POST ${getUser} HTTP/1.0\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}`,

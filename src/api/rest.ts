@@ -101,29 +101,45 @@ export function restRoutes(served: readonly ServedService[]) {
 
   return {
     routes,
-    // null: no REST path; { allowed }: the path exists for other verbs.
+    // null: no REST path; { allowed }: the path exists for other verbs. Nothing is allocated for
+    // a route until its literals match: a path's length admits dozens of routes, and this runs
+    // on every call.
     match(verb: string, pathname: string): RestMatch | { allowed: string[] } | null {
       const parts = pathname.split("/").filter((s) => s !== "");
-      const allowed = new Set<string>();
+      const allowed: string[] = [];
       for (const route of byLength.get(parts.length) ?? []) {
-        const params = new Map<string, string>();
-        const ok = route.segments.every((seg, i) => {
-          const part = parts[i] ?? "";
-          if ("literal" in seg) return seg.literal === part;
-          try {
-            params.set(seg.field, decodeURIComponent(part));
-            return part !== "";
-          } catch {
-            return false;
-          }
-        });
-        if (!ok) continue;
+        if (!literalsMatch(route.segments, parts)) continue;
+        const params = paramsOf(route.segments, parts);
+        if (params === null) continue;
         if (route.verb === verb) return { route, params };
-        allowed.add(route.verb);
+        if (!allowed.includes(route.verb)) allowed.push(route.verb);
       }
-      return allowed.size > 0 ? { allowed: [...allowed] } : null;
+      return allowed.length > 0 ? { allowed } : null;
     },
   };
+}
+
+function literalsMatch(segments: readonly Segment[], parts: readonly string[]): boolean {
+  for (let i = 0; i < segments.length; i++) {
+    const seg = segments[i] as Segment;
+    if ("literal" in seg && seg.literal !== parts[i]) return false;
+  }
+  return true;
+}
+
+// The path's variables, decoded; null when one is not valid percent-encoding.
+function paramsOf(segments: readonly Segment[], parts: readonly string[]): Map<string, string> | null {
+  const params = new Map<string, string>();
+  for (let i = 0; i < segments.length; i++) {
+    const seg = segments[i] as Segment;
+    if ("literal" in seg) continue;
+    try {
+      params.set(seg.field, decodeURIComponent(parts[i] as string));
+    } catch {
+      return null;
+    }
+  }
+  return params;
 }
 
 export type RestRouter = ReturnType<typeof restRoutes>;
