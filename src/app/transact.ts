@@ -1,5 +1,5 @@
 import { alreadyExists, DomainError } from "../domain/errors.ts";
-import type { AggregateRef, NewEvent, RecordedEvent } from "../domain/events.ts";
+import { type AggregateRef, inLog, type NewEvent, type RecordedEvent } from "../domain/events.ts";
 import type { AppDeps } from "./deps.ts";
 import {
   type AggregateWrite,
@@ -31,16 +31,17 @@ export function stamp(
   now: Date,
   events: readonly NewEvent[],
 ): RecordedEvent[] {
-  return events.map((e, i) => ({
-    ...e,
-    aggregateType: ref.type,
-    aggregateId: ref.id,
-    sequence: after + i + 1,
-    owner,
-    creator,
-    createdAt: now,
-    position: 0,
-  }));
+  return events.map((e, i) =>
+    inLog(e, {
+      aggregateType: ref.type,
+      aggregateId: ref.id,
+      sequence: after + i + 1,
+      owner,
+      creator,
+      createdAt: now,
+      position: 0,
+    }),
+  );
 }
 
 // Runs plan -> append, and when another writer got there first, plans again on fresh state.

@@ -27,7 +27,7 @@ import {
   type UserSearch,
   type UserWithTail,
 } from "../../app/ports.ts";
-import type { AggregateRef, AggregateType, RecordedEvent } from "../../domain/events.ts";
+import { type AggregateRef, type AggregateType, inLog, type RecordedEvent } from "../../domain/events.ts";
 import type { Membership } from "../../domain/permissions.ts";
 import type { SessionState } from "../../domain/session/state.ts";
 import type { SmsType } from "../../domain/user/events.ts";
@@ -734,8 +734,7 @@ export async function openPostgresStore(
           const sequence = w.expectedSequence + i + 1;
           const position = positions.get(JSON.stringify([w.ref.type, w.ref.id, sequence]));
           if (position === undefined) throw new Error(`no position returned for ${w.ref.type} ${w.ref.id}`);
-          return {
-            ...e,
+          return inLog(e, {
             aggregateType: w.ref.type,
             aggregateId: w.ref.id,
             sequence,
@@ -743,7 +742,7 @@ export async function openPostgresStore(
             creator: req.creator,
             createdAt: req.createdAt,
             position,
-          };
+          });
         }),
       );
     },

@@ -27,7 +27,7 @@ import {
   type UserSearch,
   type UserWithTail,
 } from "../../app/ports.ts";
-import type { AggregateRef, AggregateType, RecordedEvent } from "../../domain/events.ts";
+import { type AggregateRef, type AggregateType, inLog, type RecordedEvent } from "../../domain/events.ts";
 import type { Membership } from "../../domain/permissions.ts";
 import type { SessionState } from "../../domain/session/state.ts";
 import type { SmsType } from "../../domain/user/events.ts";
@@ -508,16 +508,17 @@ export function openSqliteStore(path: string, options: { migrate?: boolean } = {
             throw new ConcurrencyError(`${w.ref.type} ${w.ref.id} moved past ${w.expectedSequence}`);
           throw err;
         }
-        recorded.push({
-          ...e,
-          aggregateType: w.ref.type,
-          aggregateId: w.ref.id,
-          sequence,
-          owner: w.owner,
-          creator: req.creator,
-          createdAt: req.createdAt,
-          position,
-        });
+        recorded.push(
+          inLog(e, {
+            aggregateType: w.ref.type,
+            aggregateId: w.ref.id,
+            sequence,
+            owner: w.owner,
+            creator: req.creator,
+            createdAt: req.createdAt,
+            position,
+          }),
+        );
       }
     }
     for (const c of req.readModel) {
