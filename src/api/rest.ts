@@ -254,11 +254,10 @@ export function sendJson(
   headers: Readonly<Record<string, string>> = {},
 ): void {
   const payload = JSON.stringify(body);
-  res.writeHead(status, {
-    ...headers,
-    "content-type": "application/json",
-    "content-length": Buffer.byteLength(payload),
-  });
+  // Set one by one, not spread into the literal below (domain/events.ts, inLog, says why);
+  // writeHead's own headers win over these.
+  for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(payload) });
   res.end(payload);
 }
 

@@ -34,10 +34,18 @@ function enqueue(
   quotas: SendQuota[],
 ): OutboxChange {
   const id = randomUUID();
-  const { text, ...rest } = m;
   return {
     kind: "enqueue",
-    message: { id, ...rest, sealedText: sealText(deps.settings.sms.outboxKey, id, text) },
+    // Field by field, not `{ ...m, id }` (domain/events.ts, inLog, says why).
+    message: {
+      id,
+      userId: m.userId,
+      type: m.type,
+      to: m.to,
+      language: m.language,
+      expiresAt: m.expiresAt,
+      sealedText: sealText(deps.settings.sms.outboxKey, id, m.text),
+    },
     quotas,
   };
 }

@@ -20,7 +20,13 @@ export interface Statement {
   readonly values: readonly (string | null)[];
 }
 
-export const bound = (p: Prepared, values: readonly (string | null)[]): Statement => ({ ...p, values });
+// Field by field rather than { ...p, values }: V8 allocates a spread followed by a field its
+// source lacks in the old generation (domain/events.ts, inLog), and this runs for every statement.
+export const bound = (p: Prepared, values: readonly (string | null)[]): Statement => ({
+  name: p.name,
+  text: p.text,
+  values,
+});
 
 type Field = { readonly name: string; readonly dataTypeID: number };
 

@@ -375,55 +375,52 @@ const sql = prepared("sql", {
 function changeStatement(instanceId: string, c: ReadModelChange): Statement {
   switch (c.kind) {
     case "user.put":
-      return {
-        ...sql.putUser,
-        values: [
-          instanceId,
-          c.user.id,
-          c.user.orgId,
-          c.user.username,
-          String(c.user.deleted),
-          String(c.user.sequence),
-          JSON.stringify(c.user),
-          ...searchColumns(c.user),
-        ],
-      };
+      return bound(sql.putUser, [
+        instanceId,
+        c.user.id,
+        c.user.orgId,
+        c.user.username,
+        String(c.user.deleted),
+        String(c.user.sequence),
+        JSON.stringify(c.user),
+        ...searchColumns(c.user),
+      ]);
     case "token.put":
-      return { ...sql.putToken, values: [instanceId, c.tokenId, c.tokenHash, c.userId, c.expiresAt] };
+      return bound(sql.putToken, [instanceId, c.tokenId, c.tokenHash, c.userId, c.expiresAt]);
     case "token.delete":
-      return { ...sql.deleteToken, values: [instanceId, c.tokenId] };
+      return bound(sql.deleteToken, [instanceId, c.tokenId]);
     case "token.deleteOfUser":
-      return { ...sql.deleteTokensOfUser, values: [instanceId, c.userId] };
+      return bound(sql.deleteTokensOfUser, [instanceId, c.userId]);
     case "member.put": {
       const s = c.membership.scope;
       const scopeId = s.kind === "instance" ? instanceId : s.orgId;
-      return {
-        ...sql.putMember,
-        values: [instanceId, c.userId, s.kind, scopeId, JSON.stringify(c.membership.roles)],
-      };
+      return bound(sql.putMember, [
+        instanceId,
+        c.userId,
+        s.kind,
+        scopeId,
+        JSON.stringify(c.membership.roles),
+      ]);
     }
     case "member.delete":
-      return { ...sql.deleteMember, values: [instanceId, c.userId, c.scopeId] };
+      return bound(sql.deleteMember, [instanceId, c.userId, c.scopeId]);
     case "member.deleteOfUser":
-      return { ...sql.deleteMembersOfUser, values: [instanceId, c.userId] };
+      return bound(sql.deleteMembersOfUser, [instanceId, c.userId]);
     case "org.put":
-      return { ...sql.putOrg, values: [instanceId, c.id, c.name, String(c.sequence)] };
+      return bound(sql.putOrg, [instanceId, c.id, c.name, String(c.sequence)]);
     case "instance.put":
-      return { ...sql.putInstance, values: [c.id, c.name, c.defaultOrgId] };
+      return bound(sql.putInstance, [c.id, c.name, c.defaultOrgId]);
     case "session.put":
-      return {
-        ...sql.putSession,
-        values: [
-          instanceId,
-          c.session.id,
-          c.session.userId,
-          c.session.creator,
-          c.session.createdAt ?? "",
-          JSON.stringify(c.session),
-        ],
-      };
+      return bound(sql.putSession, [
+        instanceId,
+        c.session.id,
+        c.session.userId,
+        c.session.creator,
+        c.session.createdAt ?? "",
+        JSON.stringify(c.session),
+      ]);
     case "session.delete":
-      return { ...sql.deleteSession, values: [instanceId, c.sessionId] };
+      return bound(sql.deleteSession, [instanceId, c.sessionId]);
   }
 }
 
@@ -432,7 +429,9 @@ type Rows = <R extends pg.QueryResultRow>(statement: string | Prepared, values: 
 // pg's query config for a statement, named or not. A fresh object each time: pg writes the
 // values into the config it is given.
 const config = (statement: string | Prepared, values: unknown[]): pg.QueryConfig =>
-  typeof statement === "string" ? { text: statement, values } : { ...statement, values };
+  typeof statement === "string"
+    ? { text: statement, values }
+    : { name: statement.name, text: statement.text, values };
 
 function snapshotOn(instanceId: string, rows: Rows): Snapshot {
   return {
@@ -715,10 +714,7 @@ export async function openPostgresStore(
         })),
       );
       const statements: Statement[] = [
-        {
-          ...insertEvents,
-          values: [req.instanceId, req.creator, req.createdAt.toISOString(), JSON.stringify(rows)],
-        },
+        bound(insertEvents, [req.instanceId, req.creator, req.createdAt.toISOString(), JSON.stringify(rows)]),
         ...req.readModel.map((c) => changeStatement(req.instanceId, c)),
       ];
       const changes = req.outbox ?? [];
