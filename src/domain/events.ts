@@ -25,8 +25,8 @@ export interface RecordedEvent extends NewEvent {
 
 // An event with its place in the log. Written out field by field: V8 puts an object made as
 // `{ ...e, sequence }` (a spread followed by fields its source lacks) straight into the old
-// generation, and one is made for every event written: under load that alone brought a full
-// collection every second (docs/benchmarks.md, 15).
+// generation, and one is made for every event written; with the statements once built the same
+// way, that brought a full collection about every second under load (docs/benchmarks.md, 15).
 export function inLog(e: NewEvent, place: Omit<RecordedEvent, keyof NewEvent>): RecordedEvent {
   return {
     type: e.type,
