@@ -27,12 +27,13 @@ import {
   type UserSearch,
   type UserWithTail,
 } from "../../app/ports.ts";
-import { type AggregateRef, type AggregateType, inLog, type RecordedEvent } from "../../domain/events.ts";
+import type { AggregateRef, AggregateType, RecordedEvent } from "../../domain/events.ts";
 import type { Membership } from "../../domain/permissions.ts";
 import type { SessionState } from "../../domain/session/state.ts";
 import type { SmsType } from "../../domain/user/events.ts";
 import { type UserState, upgradeUser } from "../../domain/user/state.ts";
 import { quotaRefusal } from "../quota.ts";
+import { recordedIn } from "../recorded.ts";
 import {
   type SearchColumnRow,
   searchColumnNames,
@@ -730,15 +731,7 @@ export async function openPostgresStore(
           const sequence = w.expectedSequence + i + 1;
           const position = positions.get(JSON.stringify([w.ref.type, w.ref.id, sequence]));
           if (position === undefined) throw new Error(`no position returned for ${w.ref.type} ${w.ref.id}`);
-          return inLog(e, {
-            aggregateType: w.ref.type,
-            aggregateId: w.ref.id,
-            sequence,
-            owner: w.owner,
-            creator: req.creator,
-            createdAt: req.createdAt,
-            position,
-          });
+          return recordedIn(req, w, e, sequence, position);
         }),
       );
     },

@@ -27,12 +27,13 @@ import {
   type UserSearch,
   type UserWithTail,
 } from "../../app/ports.ts";
-import { type AggregateRef, type AggregateType, inLog, type RecordedEvent } from "../../domain/events.ts";
+import type { AggregateRef, AggregateType, RecordedEvent } from "../../domain/events.ts";
 import type { Membership } from "../../domain/permissions.ts";
 import type { SessionState } from "../../domain/session/state.ts";
 import type { SmsType } from "../../domain/user/events.ts";
 import { type UserState, upgradeUser } from "../../domain/user/state.ts";
 import { quotaRefusal } from "../quota.ts";
+import { recordedIn } from "../recorded.ts";
 import {
   type SearchColumnRow,
   searchColumnNames,
@@ -508,17 +509,7 @@ export function openSqliteStore(path: string, options: { migrate?: boolean } = {
             throw new ConcurrencyError(`${w.ref.type} ${w.ref.id} moved past ${w.expectedSequence}`);
           throw err;
         }
-        recorded.push(
-          inLog(e, {
-            aggregateType: w.ref.type,
-            aggregateId: w.ref.id,
-            sequence,
-            owner: w.owner,
-            creator: req.creator,
-            createdAt: req.createdAt,
-            position,
-          }),
-        );
+        recorded.push(recordedIn(req, w, e, sequence, position));
       }
     }
     for (const c of req.readModel) {
