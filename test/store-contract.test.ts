@@ -1527,6 +1527,32 @@ for (const kind of databaseKinds) {
       assert.equal(new Set(claimed.map((m) => m.claim)).size, claimed.length);
     });
 
+    it("looks only at messages due from dueFrom on when given it, and tells when each was due", async () => {
+      const own = newId();
+      const at = new Date(clock);
+      const ids: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const plan = withOutbox(own, org.id, `due-from-${i}`, new Date(at.getTime() + i * 10_000), {});
+        ids.push(plan.messages[0]!.id);
+        await store.append(plan.request);
+      }
+      const now = new Date(at.getTime() + 60_000);
+      const dueFrom = new Date(at.getTime() + 10_000);
+      const later = await store.claimOutbox(own, { now, staleBefore: new Date(0), limit: 10, dueFrom });
+      assert.deepEqual(
+        later.map((m) => [m.id, m.dueAt.getTime()]),
+        [
+          [ids[1], at.getTime() + 10_000],
+          [ids[2], at.getTime() + 20_000],
+        ],
+      );
+      // Without it, a look starts from the oldest: the first message was due all along.
+      assert.deepEqual(
+        (await claimAt(other, own, now)).map((m) => m.id),
+        [ids[0]],
+      );
+    });
+
     it("puts a message back for later, and settles it only under its current claim", async () => {
       const own = newId();
       const at = new Date(clock);

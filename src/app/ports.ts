@@ -107,6 +107,8 @@ export type OutboxChange =
 // recorded before the provider is called, so a crash leaves a trace instead of a resend.
 export interface ClaimedMessage extends OutboxMessage {
   readonly createdAt: Date;
+  // The nextAttemptAt it was claimed under.
+  readonly dueAt: Date;
   // Attempts started, this one included.
   readonly attempt: number;
   // Names this claim; settling or retrying needs it.
@@ -381,10 +383,16 @@ export interface Store {
 
   // Takes up to `limit` messages that are due (pending with nextAttemptAt <= now), or that
   // were claimed before `staleBefore` and never settled; each one by exactly one caller,
-  // however many nodes ask at once.
+  // however many nodes ask at once. With `dueFrom`, only those whose nextAttemptAt is at or
+  // after it: a look that skips what earlier looks already went through.
   claimOutbox(
     instanceId: string,
-    options: { readonly now: Date; readonly staleBefore: Date; readonly limit: number },
+    options: {
+      readonly now: Date;
+      readonly staleBefore: Date;
+      readonly limit: number;
+      readonly dueFrom?: Date | undefined;
+    },
   ): Promise<ClaimedMessage[]>;
   // Puts a claimed message back for another attempt; false when the claim is no longer held.
   retryOutbox(

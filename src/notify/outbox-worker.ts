@@ -57,6 +57,9 @@ const pruneEveryMs = 3600_000;
 // more than the one-hour window they serve.
 const keepSettledMs = 7 * 24 * 3600_000;
 const keepCountsMs = 2 * 3600_000;
+// How much later than its due time a message may become visible to a look: an append takes its
+// time before it commits, and a batch ahead of it may commit first.
+const lateCommitMs = 1000;
 
 // Sends what the outbox holds. The guarantee, per message:
 // - the attempt is recorded (status "sending", attempts + 1) before the provider is called;
@@ -219,6 +222,21 @@ export function startOutboxWorker(deps: OutboxWorkerDeps, settings: OutboxWorker
       .catch((err) => log.warn("sms outbox pruning failed", { error: String(err) }));
   }
 
+  // Where the next look starts (undefined: a sweep, from the oldest message). On PostgreSQL a
+  // settled message leaves dead entries at the old end of the outbox's index until VACUUM, and a
+  // look from the oldest message walks all of them (docs/benchmarks.md, 16); so a look starts
+  // where the previous one left off, less `lateCommitMs` for appends that commit after others
+  // written later. A sweep still runs at least every poll, and before the worker counts as idle,
+  // for what a look that starts later cannot see: a message whose append committed later still,
+  // another node's message under a clock behind this one's, an abandoned claim.
+  let dueFrom: Date | undefined;
+  let lastSweep = Number.NEGATIVE_INFINITY;
+  const nextDueFrom = (now: Date, claimed: readonly ClaimedMessage[], room: number): Date => {
+    // A full claim may have left due messages behind its last one, a backlog older than `now`.
+    const upTo = claimed.length < room ? now.getTime() : Math.max(...claimed.map((m) => m.dueAt.getTime()));
+    return new Date(Math.min(upTo, now.getTime()) - lateCommitMs);
+  };
+
   // Messages on their way. Once at least half the room is free the loop claims more, rather than
   // when all of them are done: a provider call that hangs until its timeout holds up no other
   // message, and under load claims stay about as large as whole rounds (docs/benchmarks.md, 14).
@@ -235,16 +253,24 @@ export function startOutboxWorker(deps: OutboxWorkerDeps, settings: OutboxWorker
       }
       const thisPass = ++pass;
       const now = clock.now();
+      const sweep = dueFrom === undefined || performance.now() - lastSweep >= pollMs;
+      if (sweep) lastSweep = performance.now();
       let claimed: ClaimedMessage[];
       try {
         claimed = await store.claimOutbox(instanceId, {
           now,
           staleBefore: new Date(now.getTime() - inFlightMs),
           limit: room,
+          dueFrom: sweep ? undefined : dueFrom,
         });
       } catch (err) {
         log.warn("sms outbox not reachable; will look again", { error: String(err) });
         await pause();
+        continue;
+      }
+      dueFrom = nextDueFrom(now, claimed, room);
+      if (claimed.length === 0 && handling.size === 0 && !sweep) {
+        dueFrom = undefined;
         continue;
       }
       if (claimed.length > 0) {

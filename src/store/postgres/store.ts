@@ -191,7 +191,7 @@ const outbox = prepared("outbox", {
   // SKIP LOCKED: nodes claiming at the same moment each get other rows, never the same one.
   claim: `WITH due AS (
       SELECT seq, status AS was FROM sms_outbox
-      WHERE instance_id = $1 AND status IN ('pending', 'sending')
+      WHERE instance_id = $1 AND status IN ('pending', 'sending') AND next_attempt_at >= $6
         AND ((status = 'pending' AND next_attempt_at <= $2) OR (status = 'sending' AND claimed_at < $3))
       ORDER BY next_attempt_at, seq LIMIT $4
       FOR UPDATE SKIP LOCKED)
@@ -809,6 +809,7 @@ export async function openPostgresStore(
         options.staleBefore,
         options.limit,
         randomUUID(),
+        options.dueFrom ?? "-infinity",
       ]);
       rows.sort(
         (a, b) => a.next_attempt_at.getTime() - b.next_attempt_at.getTime() || Number(a.seq) - Number(b.seq),
@@ -823,6 +824,7 @@ export async function openPostgresStore(
           sealedText: r.sealed_text ?? "",
           expiresAt: r.expires_at,
           createdAt: r.created_at,
+          dueAt: r.next_attempt_at,
           attempt: r.attempts,
           claim: r.claim ?? "",
           abandoned: r.was === "sending",

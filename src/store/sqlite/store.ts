@@ -324,9 +324,11 @@ export function openSqliteStore(path: string, options: { migrate?: boolean } = {
     // Two halves rather than one OR, so that each searches sms_outbox_due instead of reading
     // every message the instance ever sent (settled rows are kept for a week).
     due: db.prepare(
-      `SELECT * FROM sms_outbox WHERE instance_id = @instance AND status = 'pending' AND next_attempt_at <= @now
+      `SELECT * FROM sms_outbox WHERE instance_id = @instance AND status = 'pending'
+         AND next_attempt_at <= @now AND next_attempt_at >= @from
        UNION ALL
        SELECT * FROM sms_outbox WHERE instance_id = @instance AND status = 'sending' AND claimed_at < @stale
+         AND next_attempt_at >= @from
        ORDER BY next_attempt_at, seq LIMIT @limit`,
     ),
     claim: db.prepare(
@@ -452,13 +454,18 @@ export function openSqliteStore(path: string, options: { migrate?: boolean } = {
   }
 
   const claimTx = db.transaction(
-    (instanceId: string, now: Date, staleBefore: Date, limit: number): ClaimedMessage[] => {
+    (
+      instanceId: string,
+      { now, staleBefore, limit, dueFrom }: Parameters<Store["claimOutbox"]>[1],
+    ): ClaimedMessage[] => {
       const nowIso = now.toISOString();
       const rows = q.due.all({
         instance: instanceId,
         now: nowIso,
         stale: staleBefore.toISOString(),
         limit,
+        // Times are stored as ISO strings, which sort as the times do; "" sorts before all.
+        from: dueFrom?.toISOString() ?? "",
       }) as OutboxDbRow[];
       return rows.map((r) => {
         const abandoned = r.status === "sending";
@@ -474,6 +481,7 @@ export function openSqliteStore(path: string, options: { migrate?: boolean } = {
           sealedText: r.sealed_text ?? "",
           expiresAt: r.expires_at === null ? null : new Date(r.expires_at),
           createdAt: new Date(r.created_at),
+          dueAt: new Date(r.next_attempt_at),
           attempt,
           claim,
           abandoned,
@@ -630,7 +638,7 @@ export function openSqliteStore(path: string, options: { migrate?: boolean } = {
       return membershipsOfUser(instanceId, userId);
     },
     claimOutbox(instanceId, options) {
-      return grouped(() => claimTx(instanceId, options.now, options.staleBefore, options.limit));
+      return grouped(() => claimTx(instanceId, options));
     },
     async retryOutbox(instanceId, id, claim, nextAttemptAt, note) {
       return q.retry.run(nextAttemptAt.toISOString(), note, instanceId, id, claim).changes > 0;
