@@ -191,7 +191,7 @@ const outbox = prepared("outbox", {
   // SKIP LOCKED: nodes claiming at the same moment each get other rows, never the same one.
   claim: `WITH due AS (
       SELECT seq, status AS was FROM sms_outbox
-      WHERE instance_id = $1 AND status IN ('pending', 'sending') AND next_attempt_at >= $6
+      WHERE instance_id = $1 AND settled_at IS NULL AND next_attempt_at >= $6
         AND ((status = 'pending' AND next_attempt_at <= $2) OR (status = 'sending' AND claimed_at < $3))
       ORDER BY next_attempt_at, seq LIMIT $4
       FOR UPDATE SKIP LOCKED)
