@@ -659,14 +659,14 @@ export async function openPostgresStore(
   // with the others of their turn (batcher.ts). A batch of appends first takes the locks of every
   // aggregate its appends write (locks.ts) and holds them until it commits, so batches of this
   // node and of others wait for each other instead of deadlocking (docs/operations.md, "Round
-  // trips"). Appends go one batch at a time, and the next gathers meanwhile, so the commit is
-  // shared as SQLite's is.
+  // trips"). Two batches of appends may be on their way at once, the next gathering meanwhile:
+  // with one, every append waited for a single PostgreSQL backend (docs/benchmarks.md, 16).
   const pipeline = (describe: boolean) => (statements: readonly Statement[]) =>
     withClient((c) => c.query(new Pipeline(statements, describe)).done);
   const maxWaitMs = settings.connectTimeoutMs;
   const writes = new Batcher(pipeline(false), {
     name: "appends",
-    inFlight: 1,
+    inFlight: 2,
     statements: 256,
     maxWaitMs,
     lock: lockStatement,
