@@ -888,6 +888,34 @@ for (const kind of databaseKinds) {
       assert.equal(await other.userIdByLoginName(instanceId, name), null);
     });
 
+    it("folds the case of letters beyond ASCII in usernames, login names and searches", async () => {
+      const suffix = newId();
+      const elodie = await addUser(store, instanceId, org.id, human(`ÉLODIE-Ørsted-${suffix}`));
+      const err = await rejectsWith(
+        store.append(newUserPlan(instanceId, org.id, human(`élodie-ørsted-${suffix}`)).request),
+        UniqueViolation,
+      );
+      assert.equal(err.what, "username");
+      assert.equal(await other.userIdByLoginName(instanceId, `Élodie-ørsted-${suffix}`), elodie.id);
+      const found = await other.searchUsers(instanceId, {
+        filter: {
+          kind: "text",
+          field: "username",
+          method: "equalsIgnoreCase",
+          value: `élodie-ØRSTED-${suffix}`,
+        },
+        visible: { all: true },
+        sort: "username",
+        ascending: true,
+        offset: 0,
+        limit: 10,
+      });
+      assert.deepEqual(
+        found.users.map((u) => u.id),
+        [elodie.id],
+      );
+    });
+
     it("reads the log of an instance in order, page by page", async () => {
       const logInstance = newId();
       const appended: RecordedEvent[] = [];
@@ -1642,3 +1670,19 @@ for (const kind of databaseKinds) {
     });
   });
 }
+
+describe("SQLite's own migrations", () => {
+  // Only SQLite's lower() ever let two such names in; PostgreSQL's folds them in a UTF-8 locale.
+  it("will not start on two usernames that differ only in the case of a letter beyond ASCII", async () => {
+    const own = await freshDatabase("sqlite");
+    try {
+      const b = bootstrapPlan();
+      const upper = newUserPlan(b.instanceId, b.org.id, human("ÅSA"));
+      const lower = newUserPlan(b.instanceId, b.org.id, human("åsa"));
+      await writeAtSchemaVersion1(own.config, b.instanceId, [upper.after, lower.after]);
+      await assert.rejects(openStore(own.config), /schema migration 5 .*UNIQUE constraint failed/);
+    } finally {
+      await own.drop();
+    }
+  });
+});

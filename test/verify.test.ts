@@ -9,6 +9,7 @@ import pg from "pg";
 import { type Difference, verify } from "../src/app/verify.ts";
 import type { DatabaseConfig } from "../src/config.ts";
 import { openStore } from "../src/store/open.ts";
+import { registerFunctions } from "../src/store/sqlite/functions.ts";
 import { clients, rest } from "./support/clients.ts";
 import { databaseKinds, freshDatabase } from "./support/databases.ts";
 import { callerWith, humanUser, newOrg } from "./support/fixtures.ts";
@@ -37,6 +38,8 @@ async function runVerify(url: string): Promise<{ code: number | null; out: strin
 async function tamper(config: DatabaseConfig, statements: { sqlite: string; postgres: string }[]) {
   if (config.kind === "sqlite") {
     const db = new Database(config.path);
+    // The users indexes call Latchkey's lk_lower; a connection without it cannot write users.
+    registerFunctions(db);
     try {
       for (const s of statements) db.exec(s.sqlite);
     } finally {

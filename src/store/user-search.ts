@@ -1,6 +1,7 @@
 import type { TextMethod, UserFilter, UserSearch, UserSortField, UserTextField } from "../app/ports.ts";
 import { type UserSearchFields, userSearchFields } from "../app/projection.ts";
 import type { UserState } from "../domain/user/state.ts";
+import { sqliteLower } from "./sqlite/functions.ts";
 
 // The users read model's search columns and the SQL that searches them, for both adapters: the
 // two dialects differ only where noted, so that one contract suite holds both to the same answers.
@@ -62,18 +63,22 @@ const textColumns: Record<UserTextField, string> = {
 };
 
 // Names and addresses sort without regard to case, as a person reading the list expects.
-const sortExpressions: Record<UserSortField, string> = {
+const sortExpressions = (lower: string): Record<UserSortField, string> => ({
   id: "id",
-  username: "lower(username)",
-  email: "lower(email)",
-  givenName: "lower(given_name)",
-  familyName: "lower(family_name)",
-  nickName: "lower(nick_name)",
-  displayName: "lower(display_name)",
+  username: `${lower}(username)`,
+  email: `${lower}(email)`,
+  givenName: `${lower}(given_name)`,
+  familyName: `${lower}(family_name)`,
+  nickName: `${lower}(nick_name)`,
+  displayName: `${lower}(display_name)`,
   type: "kind",
   state: "user_state",
   createdAt: "created_at",
-};
+});
+
+// Case is folded in every script: by PostgreSQL's lower() in the database's (UTF-8) locale, and on
+// SQLite by Latchkey's own function, since SQLite's lower() folds ASCII letters only.
+const lowerIn = (dialect: Dialect) => (dialect === "sqlite" ? sqliteLower : "lower");
 
 export interface SqlStatement {
   readonly text: string;
@@ -94,20 +99,19 @@ const likeEscape = (v: string) => v.replace(/[\\%_]/g, (c) => `\\${c}`);
 // a bracket makes any of GLOB's wildcards literal.
 const globEscape = (v: string) => v.replace(/[*?[]/g, (c) => `[${c}]`);
 
-// Case is folded by each database's lower(): PostgreSQL folds every script, SQLite only ASCII
-// letters (a documented limit of SQLite without ICU).
 function textCondition(p: Params, dialect: Dialect, column: string, method: TextMethod, value: string) {
   const ignoreCase = method.endsWith("IgnoreCase");
   const base = ignoreCase ? method.slice(0, -"IgnoreCase".length) : method;
+  const lower = lowerIn(dialect);
   if (base === "equals")
-    return ignoreCase ? `lower(${column}) = lower(${p.add(value)})` : `${column} = ${p.add(value)}`;
+    return ignoreCase ? `${lower}(${column}) = ${lower}(${p.add(value)})` : `${column} = ${p.add(value)}`;
   const before = base === "startsWith" ? "" : "*";
   const after = base === "endsWith" ? "" : "*";
   if (!ignoreCase && dialect === "sqlite")
     return `${column} GLOB ${p.add(before + globEscape(value) + after)}`;
   const pattern = before.replace("*", "%") + likeEscape(value) + after.replace("*", "%");
   return ignoreCase
-    ? `lower(${column}) LIKE lower(${p.add(pattern)}) ESCAPE '\\'`
+    ? `${lower}(${column}) LIKE ${lower}(${p.add(pattern)}) ESCAPE '\\'`
     : `${column} LIKE ${p.add(pattern)} ESCAPE '\\'`;
 }
 
@@ -122,7 +126,7 @@ function condition(f: UserFilter, p: Params, dialect: Dialect): string {
     case "emails":
       return f.emails.length === 0
         ? "1 = 0"
-        : `lower(email) IN (${f.emails.map((e) => `lower(${p.add(e)})`).join(", ")})`;
+        : `${lowerIn(dialect)}(email) IN (${f.emails.map((e) => `${lowerIn(dialect)}(${p.add(e)})`).join(", ")})`;
     case "type":
       return `kind = ${p.add(f.type)}`;
     case "state":
@@ -170,7 +174,7 @@ export function userSearchStatements(
   const direction = s.ascending ? "ASC" : "DESC";
   // PostgreSQL orders text by the database's locale; byte order ("C") gives the order SQLite gives.
   const collate = dialect === "postgres" ? ' COLLATE "C"' : "";
-  const keys = s.sort === "id" ? ["id"] : [sortExpressions[s.sort], "id"];
+  const keys = s.sort === "id" ? ["id"] : [sortExpressions(lowerIn(dialect))[s.sort], "id"];
   const orderBy = keys.map((k) => `${k}${collate} ${direction}`).join(", ");
   const limit = pageParams.add(s.limit);
   const offset = pageParams.add(s.offset);

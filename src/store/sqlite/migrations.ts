@@ -156,4 +156,16 @@ export const sqliteMigrations: readonly { version: number; name: string; sql: st
       CREATE INDEX users_phone ON users (instance_id, phone) WHERE deleted = 0;
     `,
   },
+  {
+    version: 5,
+    name: "usernames and addresses compare without regard to case in every script",
+    // lk_lower is Latchkey's (functions.ts). Two users whose names differ only in the case of
+    // a letter beyond ASCII stop this migration, and Latchkey from starting, until one is renamed.
+    sql: `
+      DROP INDEX users_username;
+      CREATE UNIQUE INDEX users_username ON users (instance_id, lk_lower(username)) WHERE deleted = 0;
+      DROP INDEX users_email;
+      CREATE INDEX users_email ON users (instance_id, lk_lower(email)) WHERE deleted = 0;
+    `,
+  },
 ];

@@ -41,6 +41,7 @@ import {
   searchFieldsOfRow,
   userSearchStatements,
 } from "../user-search.ts";
+import { registerFunctions } from "./functions.ts";
 import { groupCommit } from "./group-commit.ts";
 import { sqliteMigrations } from "./migrations.ts";
 import { ReadCache } from "./read-cache.ts";
@@ -125,7 +126,13 @@ export function runSqliteMigrations(db: Database.Database): number[] {
       const applied: number[] = [];
       for (const m of sqliteMigrations) {
         if (done.has(m.version)) continue;
-        db.exec(m.sql);
+        try {
+          db.exec(m.sql);
+        } catch (err) {
+          throw new Error(`schema migration ${m.version} (${m.name}) failed: ${(err as Error).message}`, {
+            cause: err,
+          });
+        }
         db.prepare("INSERT INTO schema_migrations VALUES (?, ?, ?)").run(
           m.version,
           m.name,
@@ -244,6 +251,7 @@ function snapshotOn(db: Database.Database, instanceId: string): Snapshot {
 export function openSqliteStore(path: string, options: { migrate?: boolean } = {}): Store {
   if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
   const db = new Database(path);
+  registerFunctions(db);
   db.pragma("journal_mode = WAL");
   // FULL: a write acknowledged to a client survives a power cut, not only a process crash.
   db.pragma("synchronous = FULL");
@@ -344,7 +352,7 @@ export function openSqliteStore(path: string, options: { migrate?: boolean } = {
     ),
     pruneQuota: db.prepare("DELETE FROM sms_quota_use WHERE instance_id = ? AND used_at < ?"),
     userByLoginName: db.prepare(
-      "SELECT id FROM users WHERE instance_id = ? AND lower(username) = lower(?) AND deleted = 0",
+      "SELECT id FROM users WHERE instance_id = ? AND lk_lower(username) = lk_lower(?) AND deleted = 0",
     ),
     session: db.prepare("SELECT state FROM sessions WHERE instance_id = ? AND id = ?"),
     sessionsOfUser: db.prepare("SELECT state FROM sessions WHERE instance_id = ? AND user_id = ?"),
@@ -658,6 +666,7 @@ export function openSqliteStore(path: string, options: { migrate?: boolean } = {
       // A connection of its own: a transaction held open across awaits on the store's connection
       // would swallow the appends made meanwhile. Under WAL, its first read fixes what it sees.
       const reader = new Database(path, { readonly: true, fileMustExist: true });
+      registerFunctions(reader);
       try {
         reader.pragma("busy_timeout = 5000");
         reader.exec("BEGIN");
