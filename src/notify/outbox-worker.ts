@@ -232,9 +232,10 @@ export function startOutboxWorker(deps: OutboxWorkerDeps, settings: OutboxWorker
   let dueFrom: Date | undefined;
   let lastSweep = Number.NEGATIVE_INFINITY;
   const nextDueFrom = (now: Date, claimed: readonly ClaimedMessage[], room: number): Date => {
-    // A full claim may have left due messages behind its last one, a backlog older than `now`.
+    // A full claim may have left due messages behind its last one, a backlog older than `now`
+    // (whatever a claim returns was due by `now`).
     const upTo = claimed.length < room ? now.getTime() : Math.max(...claimed.map((m) => m.dueAt.getTime()));
-    return new Date(Math.min(upTo, now.getTime()) - lateCommitMs);
+    return new Date(upTo - lateCommitMs);
   };
 
   // Messages on their way. Once at least half the room is free the loop claims more, rather than

@@ -123,10 +123,12 @@ function condition(f: UserFilter, p: Params, dialect: Dialect): string {
       return `org_id = ${p.add(f.orgId)}`;
     case "ids":
       return f.ids.length === 0 ? "1 = 0" : `id IN (${f.ids.map((id) => p.add(id)).join(", ")})`;
-    case "emails":
+    case "emails": {
+      const lower = lowerIn(dialect);
       return f.emails.length === 0
         ? "1 = 0"
-        : `${lowerIn(dialect)}(email) IN (${f.emails.map((e) => `${lowerIn(dialect)}(${p.add(e)})`).join(", ")})`;
+        : `${lower}(email) IN (${f.emails.map((e) => `${lower}(${p.add(e)})`).join(", ")})`;
+    }
     case "type":
       return `kind = ${p.add(f.type)}`;
     case "state":
